@@ -1,0 +1,147 @@
+"""verl glue: the ``bon``, ``tea`` and ``prefix_tea`` advantage estimators.
+
+Each function has verl's outcome-estimator signature and is registered in
+``verl.trainer.ppo.core_algos.ADV_ESTIMATOR_REGISTRY`` by :func:`register`, which the
+``verl.plugins`` entry point (``tea_verl.plugin``) calls on every ``import verl``.
+
+The outcome reward of a response is ``token_level_rewards.sum(-1)`` (as verl's GRPO); the
+per-sample best-of-N credit from :mod:`tea_verl.estimators` is broadcast over
+``response_mask`` (zero outside it) and returned as both advantages and returns. Settings come
+from ``config.tea`` (:class:`tea_verl.config.TeaConfig`) and ``config.norm_adv_by_std_in_grpo``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from tea_verl.config import TeaConfig
+from tea_verl.estimators import CreditInfo, best_of_n_credit
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "compute_bon_advantage",
+    "compute_tea_advantage",
+    "compute_prefix_tea_advantage",
+    "ESTIMATOR_FUNCTIONS",
+    "register",
+    "last_info",
+]
+
+EPSILON = 1e-6  # added to the group std, as verl's GRPO estimators do
+last_info: dict[str, CreditInfo] = {}  # diagnostics of the latest call, per estimator name
+
+
+def uid_to_group_ids(index: Any, batch_size: int, device: torch.device) -> torch.Tensor:
+    """Map verl's prompt uids (numpy object array, list or tensor) to contiguous ids 0..G-1."""
+    if index is None:
+        raise ValueError(
+            "best-of-N estimators need `index` (the prompt uid of each sample) to form groups; verl "
+            "passes data.non_tensor_batch['uid'] when the batch has it. Make sure the trainer assigns "
+            "uids before repeating prompts rollout.n times (verl's ray trainer does)."
+        )
+    if isinstance(index, torch.Tensor):
+        index = index.detach().cpu().numpy()
+    arr = np.asarray(index)
+    if arr.ndim != 1 or arr.shape[0] != batch_size:
+        raise ValueError(
+            f"`index` must hold one prompt uid per sample: expected shape ({batch_size},), got {arr.shape}."
+        )
+    try:
+        _, inverse = np.unique(arr, return_inverse=True)
+    except TypeError:  # mixed, unorderable uid types: group by string form
+        _, inverse = np.unique(arr.astype(str), return_inverse=True)
+    return torch.as_tensor(inverse.reshape(-1), dtype=torch.long, device=device)
+
+
+def _advantage(
+    estimator: str,
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index: Any,
+    config: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if config is None:
+        raise ValueError(
+            f"adv_estimator={estimator} needs the algorithm config (algorithm.tea.N at least); verl "
+            "passes it as `config`."
+        )
+    cfg = TeaConfig.from_algorithm(config)
+    if token_level_rewards.shape != response_mask.shape or token_level_rewards.dim() != 2:
+        raise ValueError(
+            "token_level_rewards and response_mask must both be (batch, response_length); got "
+            f"{tuple(token_level_rewards.shape)} and {tuple(response_mask.shape)}."
+        )
+    norm = bool(config.get("norm_adv_by_std_in_grpo", True))
+    with torch.no_grad():
+        scores = token_level_rewards.sum(dim=-1)
+        groups = uid_to_group_ids(index, scores.shape[0], scores.device)
+        credit, info = best_of_n_credit(
+            scores,
+            groups,
+            cfg.N,
+            estimator,
+            shape=cfg.shape,
+            shape_bounds=cfg.shape_bounds,
+            shape_fallback=cfg.shape_fallback,
+            smoothing=cfg.smoothing,
+            order=cfg.order,
+            rho=cfg.rho,
+            norm_by_std=norm,
+            epsilon=EPSILON,
+        )
+        last_info[estimator] = info
+        if info.num_singletons:
+            logger.warning(
+                "%s: %d prompt group(s) have a single response and get zero advantage (no other "
+                "sample to compare with); use rollout.n >= 2.",
+                estimator,
+                info.num_singletons,
+            )
+        logger.debug("%s: N=%d xi=%.3f shape_r2=%.4f", estimator, cfg.N, info.xi, info.shape_r2)
+        advantages = credit.to(token_level_rewards.dtype).unsqueeze(-1) * response_mask
+    return advantages, advantages
+
+
+def compute_bon_advantage(token_level_rewards, response_mask, index=None, config=None, **kwargs):
+    """Exact unbiased best-of-N advantage (N <= group size): ``N * E_S[(r_i - max_S r)_+]``."""
+    return _advantage("bon", token_level_rewards, response_mask, index, config)
+
+
+def compute_tea_advantage(token_level_rewards, response_mask, index=None, config=None, **kwargs):
+    """TEA: direct tail-extrapolated best-of-N advantage (any N; equals ``bon`` for N <= m)."""
+    return _advantage("tea", token_level_rewards, response_mask, index, config)
+
+
+def compute_prefix_tea_advantage(token_level_rewards, response_mask, index=None, config=None, **kwargs):
+    """Prefix-TEA: moment-cancellation over the exact prefix estimators (equals ``bon`` for N <= m)."""
+    return _advantage("prefix_tea", token_level_rewards, response_mask, index, config)
+
+
+ESTIMATOR_FUNCTIONS = {
+    "bon": compute_bon_advantage,
+    "tea": compute_tea_advantage,
+    "prefix_tea": compute_prefix_tea_advantage,
+}
+
+
+def register() -> None:
+    """Register the three estimators in verl's registry. Idempotent.
+
+    A name already held by another function raises (as verl's own decorator does), unless that
+    function is ours from an earlier import of this module (e.g. after ``importlib.reload``).
+    """
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
+
+    for name, fn in ESTIMATOR_FUNCTIONS.items():
+        held = ADV_ESTIMATOR_REGISTRY.get(name)
+        if held is fn:
+            continue
+        if held is not None and getattr(held, "__module__", None) == fn.__module__:
+            ADV_ESTIMATOR_REGISTRY[name] = fn
+            continue
+        register_adv_est(name)(fn)

@@ -1,0 +1,155 @@
+"""The ``algorithm.tea`` config node: one typed object, validated once, errors that name the key.
+
+The same keys, with the same defaults, are declared in ``tea_verl/config/tea_trainer.yaml`` (the
+Hydra config that extends verl's ``ppo_trainer``) and documented in README.md and
+docs/estimators.md; a test keeps the three in step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+__all__ = ["TeaConfig", "ConfigError"]
+
+
+class ConfigError(ValueError):
+    """A bad ``algorithm.tea`` setting; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class TeaConfig:
+    N: int
+    """Deployment best-of-N budget: the number of samples drawn and ranked by the reward at test
+    time. Required. ``bon`` needs ``N <= rollout.n``; ``tea``/``prefix_tea`` extrapolate to
+    ``N > rollout.n`` and equal ``bon`` when ``N <= rollout.n``."""
+
+    shape: float | str = "pooled"
+    """Tail shape xi of the GEV scaling law ``J_n = a + b (n^xi - 1)/xi``. ``"pooled"`` (default)
+    fits one xi per batch on the sum of every group's exact best-of-k curve (tails share a shape
+    across prompts up to location and scale); a number fixes it (0 = Gumbel/exponential-like
+    tails, < 0 bounded rewards, > 0 heavy tails)."""
+
+    shape_bounds: tuple[float, float] = (-1.0, 0.5)
+    """Search interval of the pooled xi fit. xi >= 1 has no mean; the upper bound keeps the
+    extrapolation finite."""
+
+    shape_fallback: float = 0.0
+    """xi used when the batch cannot inform a fit (groups of fewer than 3 samples, or every group
+    constant)."""
+
+    smoothing: float = 1e-3
+    """``tea`` only: weight of ``|w|^2`` (the variance proxy) against the L2 error of the
+    approximated best-of-N advantage. Larger is smoother and lower variance (``inf`` would be
+    prefix_tea); smaller follows the sharp best-of-N credit more closely. Chosen by the
+    benchmarks in docs/estimators.md."""
+
+    order: int = 1
+    """Moment-cancellation order: 1 cancels (a, b) of the scaling law; 2 also cancels a
+    second-order term ``c * phi_{xi+rho}(n)`` (needs m >= 3; more variance)."""
+
+    rho: float = -1.0
+    """Second-order shape offset (order 2 only); must be < 0."""
+
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        n = self.N
+        if n is None:
+            raise ConfigError(
+                "algorithm.tea.N is required: set it to the deployment best-of-N budget, e.g. "
+                "algorithm.tea.N=64 (with the tea_trainer config) or +algorithm.tea.N=64 (with plain ppo_trainer)."
+            )
+        if isinstance(n, bool) or not isinstance(n, (int, float)) or int(n) != n or n < 1:
+            raise ConfigError(f"algorithm.tea.N must be an integer >= 1 (the best-of-N budget), got {n!r}.")
+        object.__setattr__(self, "N", int(n))
+        shape = self.shape
+        if isinstance(shape, str):
+            if shape != "pooled":
+                try:
+                    shape = float(shape)
+                except ValueError:
+                    raise ConfigError(
+                        f"algorithm.tea.shape must be 'pooled' or a number (the tail shape xi), got {shape!r}."
+                    ) from None
+        if not isinstance(shape, str):
+            if isinstance(shape, bool) or not isinstance(shape, (int, float)) or not math.isfinite(shape):
+                raise ConfigError(f"algorithm.tea.shape must be 'pooled' or a finite number, got {shape!r}.")
+            shape = float(shape)
+            if not -2.0 <= shape < 1.0:
+                raise ConfigError(
+                    f"algorithm.tea.shape={shape} is outside [-2, 1): xi >= 1 has no finite mean. "
+                    "Use 'pooled' or a value such as 0.0."
+                )
+        object.__setattr__(self, "shape", shape)
+        try:
+            lo, hi = (float(v) for v in self.shape_bounds)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"algorithm.tea.shape_bounds must be two numbers [lo, hi], got {self.shape_bounds!r}."
+            ) from None
+        if not (-2.0 <= lo < hi <= 0.9):
+            raise ConfigError(
+                f"algorithm.tea.shape_bounds must satisfy -2 <= lo < hi <= 0.9, got [{lo}, {hi}]; default [-1.0, 0.5]."
+            )
+        object.__setattr__(self, "shape_bounds", (lo, hi))
+        for key in ("shape_fallback", "smoothing", "rho"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"algorithm.tea.{key} must be a finite number, got {v!r}.")
+            object.__setattr__(self, key, float(v))
+        if not -2.0 <= self.shape_fallback < 1.0:
+            raise ConfigError(f"algorithm.tea.shape_fallback must lie in [-2, 1), got {self.shape_fallback}.")
+        if self.smoothing <= 0:
+            raise ConfigError(
+                f"algorithm.tea.smoothing must be > 0 (it regularises the weights), got {self.smoothing}; default 1e-3."
+            )
+        if self.order not in (1, 2) or isinstance(self.order, bool):
+            raise ConfigError(f"algorithm.tea.order must be 1 or 2, got {self.order!r}.")
+        if self.rho >= 0:
+            raise ConfigError(f"algorithm.tea.rho must be < 0 (a second-order tail term), got {self.rho}.")
+        if self.extra:
+            known = ", ".join(f.name for f in fields(self) if f.name != "extra")
+            raise ConfigError(
+                f"unknown key(s) under algorithm.tea: {sorted(self.extra)}; known keys: {known}."
+            )
+
+    @classmethod
+    def from_algorithm(cls, algorithm: Any) -> "TeaConfig":
+        """Read ``tea`` from verl's ``algorithm`` node (OmegaConf DictConfig, dict or None)."""
+        node = None if algorithm is None else _get(algorithm, "tea")
+        if node is None:
+            raise ConfigError(
+                "algorithm.tea is missing: the best-of-N estimators need at least algorithm.tea.N "
+                "(the deployment best-of-N budget). Launch with --config-name=tea_trainer (see "
+                "`tea-verl config-dir`) and algorithm.tea.N=64, or add +algorithm.tea.N=64."
+            )
+        raw = _to_dict(node)
+        names = {f.name for f in fields(cls)} - {"extra"}
+        known = {k: v for k, v in raw.items() if k in names}
+        extra = {k: v for k, v in raw.items() if k not in names}
+        known.setdefault("N", None)
+        return cls(**known, extra=extra)
+
+
+def _get(node: Any, key: str) -> Any:
+    if isinstance(node, Mapping):
+        return node.get(key)
+    getter = getattr(node, "get", None)
+    if getter is not None:
+        return getter(key)
+    return getattr(node, key, None)
+
+
+def _to_dict(node: Any) -> dict:
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(node, DictConfig):
+            return dict(OmegaConf.to_container(node, resolve=True))
+    except ImportError:  # pragma: no cover - omegaconf comes with verl
+        pass
+    if isinstance(node, Mapping):
+        return dict(node)
+    raise ConfigError(f"algorithm.tea must be a mapping of settings, got {type(node).__name__}.")

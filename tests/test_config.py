@@ -1,0 +1,93 @@
+"""The algorithm.tea config: validation, YAML/dataclass agreement, Hydra composition with verl."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from tea_verl import CONFIG_DIR
+from tea_verl.config import ConfigError, TeaConfig
+
+
+def test_defaults():
+    cfg = TeaConfig.from_algorithm({"tea": {"N": 64}})
+    assert (cfg.N, cfg.shape, cfg.order, cfg.smoothing) == (64, "pooled", 1, 1e-3)
+
+
+@pytest.mark.parametrize(
+    "tea,message",
+    [
+        ({}, r"algorithm.tea.N is required"),
+        ({"N": 0}, r"algorithm.tea.N must be an integer >= 1"),
+        ({"N": 2.5}, r"algorithm.tea.N must be an integer >= 1"),
+        ({"N": "64"}, r"algorithm.tea.N must be an integer >= 1"),
+        ({"N": True}, r"algorithm.tea.N must be an integer >= 1"),
+        ({"N": 64, "shape": "gumbel"}, r"algorithm.tea.shape must be 'pooled' or a number"),
+        ({"N": 64, "shape": 1.5}, r"xi >= 1 has no finite mean"),
+        ({"N": 64, "shape_bounds": [0.3, -0.3]}, r"shape_bounds must satisfy"),
+        ({"N": 64, "shape_bounds": "wide"}, r"shape_bounds must be two numbers"),
+        ({"N": 64, "smoothing": 0}, r"algorithm.tea.smoothing must be > 0"),
+        ({"N": 64, "order": 3}, r"algorithm.tea.order must be 1 or 2"),
+        ({"N": 64, "rho": 0.5}, r"algorithm.tea.rho must be < 0"),
+        ({"N": 64, "Nn": 8}, r"unknown key\(s\) under algorithm.tea: \['Nn'\]"),
+    ],
+)
+def test_bad_settings_name_the_key(tea, message):
+    with pytest.raises(ConfigError, match=message):
+        TeaConfig.from_algorithm(OmegaConf.create({"tea": tea}))
+
+
+def test_numeric_shape_from_the_command_line_string():
+    assert TeaConfig.from_algorithm({"tea": {"N": 8, "shape": "-0.25"}}).shape == -0.25
+
+
+def test_yaml_declares_every_key_with_the_dataclass_default():
+    with open(os.path.join(CONFIG_DIR, "tea_trainer.yaml")) as f:
+        declared = yaml.safe_load(f)["algorithm"]["tea"]
+    fields = {f.name: f for f in dataclasses.fields(TeaConfig) if f.name != "extra"}
+    assert set(declared) == set(fields)
+    for name, f in fields.items():
+        if name == "N":
+            assert declared[name] is None  # required: no default
+        else:
+            default = f.default
+            assert declared[name] == (list(default) if isinstance(default, tuple) else default), name
+
+
+def test_readme_documents_every_key():
+    readme = open(os.path.join(os.path.dirname(CONFIG_DIR), "..", "README.md")).read()
+    for f in dataclasses.fields(TeaConfig):
+        if f.name != "extra":
+            assert f"algorithm.tea.{f.name}" in readme, f.name
+
+
+def test_tea_trainer_composes_on_verl_ppo_trainer_and_overrides_without_plus():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        cfg = compose(
+            "tea_trainer",
+            overrides=["algorithm.tea.N=64", "algorithm.tea.shape=-0.1", "actor_rollout_ref.rollout.n=8"],
+        )
+    assert cfg.algorithm.adv_estimator == "tea"
+    assert cfg.actor_rollout_ref.rollout.n == 8  # verl's own keys are all there
+    assert "critic" in cfg and "trainer" in cfg
+    tea = TeaConfig.from_algorithm(cfg.algorithm)
+    assert (tea.N, tea.shape) == (64, -0.1)
+
+
+def test_plain_ppo_trainer_needs_plus_and_then_works():
+    import verl
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import ConfigCompositionException
+
+    verl_config = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
+    with initialize_config_dir(config_dir=verl_config, version_base=None):
+        with pytest.raises(ConfigCompositionException):
+            compose("ppo_trainer", overrides=["algorithm.tea.N=64"])
+        cfg = compose("ppo_trainer", overrides=["+algorithm.tea.N=64", "algorithm.adv_estimator=tea"])
+    assert TeaConfig.from_algorithm(cfg.algorithm).N == 64

@@ -1,0 +1,279 @@
+"""Property and exactness tests of the pure-math module (no verl)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import sys
+
+import pytest
+import torch
+
+from tea_verl import estimators as E
+from tea_verl.estimators import best_of_n_credit
+
+ALL = ("bon", "tea", "prefix_tea")
+
+
+def brute_bon(r: list[float], n: int) -> list[float]:
+    """n * E_S[(r_i - max S)_+] over every (n-1)-subset S of the others (n = 1: RLOO)."""
+    out = []
+    for i in range(len(r)):
+        others = r[:i] + r[i + 1 :]
+        if n == 1:
+            out.append(r[i] - sum(others) / len(others))
+            continue
+        subs = list(itertools.combinations(others, n - 1))
+        out.append(n * sum(max(r[i] - max(s), 0.0) for s in subs) / len(subs))
+    return out
+
+
+def random_batch(rng: random.Random, sizes: list[int], ties: bool = True):
+    vals, gids = [], []
+    for g, m in enumerate(sizes):
+        for _ in range(m):
+            v = float(rng.choice([0, 1, 2, 2.5])) if ties and rng.random() < 0.6 else rng.gauss(0, 1)
+            vals.append(v)
+            gids.append(g)
+    perm = list(range(len(vals)))
+    rng.shuffle(perm)
+    return (
+        torch.tensor([vals[p] for p in perm], dtype=torch.float64),
+        torch.tensor([gids[p] for p in perm]),
+    )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_bon_matches_brute_force_enumeration(seed):
+    rng = random.Random(seed)
+    sizes = [rng.randint(2, 8) for _ in range(rng.randint(1, 5))]
+    if rng.random() < 0.3:
+        sizes.append(1)  # a singleton: documented zero credit
+    multi = [m for m in sizes if m > 1]
+    x, g = random_batch(rng, sizes)
+    n = rng.randint(1, min(multi))
+    got, _ = best_of_n_credit(x, g, n, "bon", norm_by_std=False)
+    for gid in range(len(sizes)):
+        idx = torch.nonzero(g == gid).flatten().tolist()
+        want = brute_bon([float(x[i]) for i in idx], n) if len(idx) > 1 else [0.0]
+        assert torch.allclose(got[idx], torch.tensor(want, dtype=torch.float64), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("estimator", ["tea", "prefix_tea"])
+@pytest.mark.parametrize("seed", range(10))
+def test_tail_estimators_equal_bon_when_n_le_m(estimator, seed):
+    rng = random.Random(100 + seed)
+    sizes = [rng.randint(3, 9) for _ in range(4)]
+    x, g = random_batch(rng, sizes)
+    n = rng.randint(1, min(sizes))
+    a, _ = best_of_n_credit(x, g, n, "bon")
+    b, _ = best_of_n_credit(x, g, n, estimator)
+    assert torch.equal(a, b)
+
+
+def test_n1_is_rloo():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 7, generator=gen, dtype=torch.float64)
+    g = torch.arange(5).repeat_interleave(7)
+    got, _ = best_of_n_credit(x.reshape(-1), g, 1, "bon", norm_by_std=False)
+    rloo = x - (x.sum(1, keepdim=True) - x) / 6
+    assert torch.allclose(got, rloo.reshape(-1), atol=1e-12)
+
+
+def test_n_equals_m_is_max_gap_for_top_sample_only():
+    x = torch.tensor([0.3, 2.0, 1.1, -4.0, 5.0, 5.0, 1.0], dtype=torch.float64)
+    g = torch.tensor([0, 0, 0, 0, 1, 1, 1])
+    got, _ = best_of_n_credit(x, g, 4, "tea", norm_by_std=False)
+    # group 0: only the top (2.0) gets credit m * (2.0 - 1.1); group 1 is smaller than N=4 -> tail
+    assert torch.allclose(got[:4], torch.tensor([0.0, 4 * 0.9, 0.0, 0.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("estimator", ALL)
+def test_permutation_equivariance(estimator):
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(64 * 6, generator=gen, dtype=torch.float64)
+    g = torch.arange(64).repeat_interleave(6)
+    n = 6 if estimator == "bon" else 40
+    base, _ = best_of_n_credit(x, g, n, estimator)
+    perm = torch.randperm(x.numel(), generator=gen)
+    permuted, _ = best_of_n_credit(x[perm], g[perm], n, estimator)
+    assert torch.allclose(permuted, base[perm], atol=1e-12)
+    # relabelling groups changes nothing either
+    relabel = torch.randperm(64, generator=gen)
+    relabelled, _ = best_of_n_credit(x, relabel[g], n, estimator)
+    assert torch.allclose(relabelled, base, atol=1e-12)
+
+
+@pytest.mark.parametrize("estimator", ALL)
+@pytest.mark.parametrize("a,b", [(3.0, -7.0), (1e-4, 1e6), (250.0, 0.0)])
+def test_affine_equivariance(estimator, a, b):
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(128 * 8, generator=gen, dtype=torch.float64)
+    g = torch.arange(128).repeat_interleave(8)
+    n = 8 if estimator == "bon" else 64
+    raw, info = best_of_n_credit(x, g, n, estimator, norm_by_std=False)
+    raw2, info2 = best_of_n_credit(a * x + b, g, n, estimator, norm_by_std=False)
+    # the pooled shape fit is affine invariant (bon never fits one: nan)
+    assert info.xi == info2.xi or (estimator == "bon" and math.isnan(info.xi) and math.isnan(info2.xi))
+    # a * x + b is itself rounded: each input is off by up to ulp(b) ~ 2.2e-16 |b|, and a credit
+    # sums at most ~450 such terms with unit weights (sum |omega| < 450 here), so the absolute
+    # error allowed is 1e-13 |b| on top of float64 arithmetic on the spread.
+    input_err = 1e-13 * abs(b)
+    assert torch.allclose(raw2, a * raw, rtol=1e-7, atol=1e-9 * a + input_err)
+    norm, _ = best_of_n_credit(x, g, n, estimator, epsilon=0.0)
+    norm2, _ = best_of_n_credit(a * x + b, g, n, estimator, epsilon=0.0)
+    assert torch.allclose(norm2, norm, rtol=1e-6, atol=1e-8 + 2 * input_err / a)
+
+
+@pytest.mark.parametrize("estimator", ALL)
+def test_constant_and_tied_groups_give_zero(estimator):
+    x = torch.tensor([2.0] * 5 + [7.0] * 5 + [1.0, 1.0, 3.0, 3.0, 3.0], dtype=torch.float64)
+    g = torch.arange(3).repeat_interleave(5)
+    n = 5 if estimator == "bon" else 50
+    got, _ = best_of_n_credit(x, g, n, estimator, shape=0.0)
+    assert torch.equal(got[:10], torch.zeros(10, dtype=torch.float64))
+    assert torch.isfinite(got).all()
+    # all-tied top: no sample beats another tied one
+    y = torch.tensor([3.0, 3.0, 3.0, 3.0, 3.0, 3.0], dtype=torch.float64)
+    zero, _ = best_of_n_credit(y, torch.zeros(6, dtype=torch.long), n if estimator != "bon" else 6, estimator)
+    assert torch.equal(zero, torch.zeros(6, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("estimator", ALL)
+def test_singleton_groups_get_zero_and_are_counted(estimator):
+    x = torch.tensor([5.0, 1.0, 2.0, 3.0, -1.0], dtype=torch.float64)
+    g = torch.tensor([0, 1, 1, 1, 2])
+    got, info = best_of_n_credit(x, g, 2, estimator)
+    assert got[0] == 0 and got[4] == 0
+    assert info.num_singletons == 2
+    assert got[1:4].abs().sum() > 0
+
+
+@pytest.mark.parametrize("estimator", ALL)
+@pytest.mark.parametrize("scale", [1e-30, 1e-8, 1.0, 1e8, 1e30])
+def test_finite_on_extreme_inputs(estimator, scale):
+    gen = torch.Generator().manual_seed(3)
+    x = scale * torch.randn(256 * 16, generator=gen, dtype=torch.float64)
+    x[::97] = 0.0
+    g = torch.arange(256).repeat_interleave(16)
+    n = 16 if estimator == "bon" else 256
+    for dtype in (torch.float32, torch.float64):
+        xs = x.to(dtype)
+        if not torch.isfinite(xs).all():
+            continue
+        got, _ = best_of_n_credit(xs, g, n, estimator)
+        assert got.dtype == dtype
+        assert torch.isfinite(got).all()
+        assert got.abs().max() < 1e4  # std-normalised credit stays O(weights), never explodes
+
+
+def test_large_offset_does_not_cancel():
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(32 * 8, generator=gen, dtype=torch.float64)
+    g = torch.arange(32).repeat_interleave(8)
+    a, _ = best_of_n_credit(x, g, 64, "tea", shape=-0.2)
+    b, _ = best_of_n_credit(x + 1e9, g, 64, "tea", shape=-0.2)
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_nonfinite_rewards_are_reported_with_count_and_rows():
+    x = torch.tensor([0.0, float("nan"), 1.0, float("inf"), 2.0, 3.0])
+    g = torch.tensor([0, 0, 0, 1, 1, 1])
+    with pytest.raises(ValueError, match=r"2 of 6 rewards are NaN or inf \(batch rows \[1, 3\]\)"):
+        best_of_n_credit(x, g, 2, "tea")
+
+
+def test_bon_refuses_n_above_group_size_and_points_to_tea():
+    x = torch.randn(12, dtype=torch.float64)
+    g = torch.arange(3).repeat_interleave(4)
+    with pytest.raises(ValueError, match=r"N=8.*3 group\(s\).*adv_estimator=tea or prefix_tea"):
+        best_of_n_credit(x, g, 8, "bon")
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5, True])
+def test_invalid_n(n):
+    with pytest.raises(ValueError, match="N must be an integer >= 1"):
+        best_of_n_credit(torch.zeros(4), torch.zeros(4, dtype=torch.long), n, "tea")
+
+
+# --- weights, basis and shape fit ---------------------------------------------------------------
+@pytest.mark.parametrize("m,n", [(4, 32), (8, 64), (16, 256), (3, 1000)])
+@pytest.mark.parametrize("xi", [-0.5, -0.1, 0.0, 0.2])
+def test_weights_satisfy_moment_constraints(m, n, xi):
+    k = torch.arange(1, m + 1, dtype=torch.float64)
+    target = float(E.phi(xi, torch.tensor([float(n)]))[0])
+    for w in (E.prefix_tea_weights(m, n, xi), E.tea_weights(m, n, xi, 1e-3)):
+        assert float(w.sum()) == pytest.approx(1.0, abs=1e-9)
+        assert float(w @ E.phi(xi, k)) == pytest.approx(target, rel=1e-9, abs=1e-9)
+
+
+def test_tea_tends_to_prefix_tea_as_smoothing_grows():
+    p = E.prefix_tea_weights(8, 64, -0.2)
+    far = E.tea_weights(8, 64, -0.2, 1e6)
+    near = E.tea_weights(8, 64, -0.2, 1e-4)
+    assert torch.allclose(far, p, atol=1e-5)
+    assert (near - p).norm() > 10 * (far - p).norm()
+
+
+def test_phi_is_continuous_across_xi_zero():
+    n = torch.tensor([1.0, 2.0, 8.0, 64.0, 1024.0], dtype=torch.float64)
+    at0 = E.phi(0.0, n)
+    for eps in (1e-6, -1e-6, 1e-9):
+        assert torch.allclose(E.phi(eps, n), at0, rtol=1e-5, atol=1e-7)
+    assert torch.allclose(at0, torch.log(n))
+
+
+@pytest.mark.parametrize("xi", [-0.4, -0.15, 0.0, 0.25])
+def test_shape_fit_recovers_gev_shape_from_exact_curve(xi):
+    # E[max of k] for GEV(xi) is exactly A + B * phi_xi(k): the fit must land on xi.
+    k = torch.arange(1, 17, dtype=torch.float64)
+    curve = 3.0 + 2.5 * E.phi(xi, k)
+    got, r2 = E.fit_tail_shape(curve)
+    assert got == pytest.approx(xi, abs=E.SHAPE_GRID_STEP)
+    assert r2 == pytest.approx(1.0, abs=1e-9)
+
+
+def test_best_of_k_curves_match_subset_enumeration():
+    rng = random.Random(5)
+    vals = sorted(rng.gauss(0, 1) for _ in range(7))
+    curves = E.best_of_k_curves(torch.tensor([vals], dtype=torch.float64), 7)[0]
+    for k in range(1, 8):
+        subs = list(itertools.combinations(vals, k))
+        assert float(curves[k - 1]) == pytest.approx(sum(max(s) for s in subs) / len(subs), abs=1e-12)
+
+
+def test_large_groups_are_stable():
+    # binomial ratios in log space: m = 1024 must not overflow
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(4 * 1024, generator=gen, dtype=torch.float64)
+    g = torch.arange(4).repeat_interleave(1024)
+    for est, n in (("bon", 512), ("tea", 8192), ("prefix_tea", 8192)):
+        got, _ = best_of_n_credit(x, g, n, est)
+        assert torch.isfinite(got).all()
+    got, _ = best_of_n_credit(x, g, 1024, "bon", norm_by_std=False)
+    top = x.view(4, 1024).sort(1).values
+    gaps = 1024 * (top[:, -1] - top[:, -2])
+    assert torch.allclose(got.view(4, 1024).max(1).values, gaps, atol=1e-9)
+
+
+def test_math_module_does_not_import_verl():
+    import subprocess
+
+    code = "import sys, tea_verl.estimators; assert 'verl' not in sys.modules, 'verl imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("estimator", ALL)
+def test_cuda_matches_cpu(estimator):
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(512 * 8, generator=gen, dtype=torch.float32)
+    g = torch.arange(512).repeat_interleave(8)
+    n = 8 if estimator == "bon" else 64
+    cpu, info = best_of_n_credit(x, g, n, estimator)
+    gpu, info_gpu = best_of_n_credit(x.cuda(), g.cuda(), n, estimator)
+    assert gpu.device.type == "cuda"
+    assert info.xi == info_gpu.xi or math.isnan(info.xi)
+    assert torch.allclose(gpu.cpu(), cpu, atol=1e-5)

@@ -1,0 +1,255 @@
+"""Integration with the installed verl: registry, entry point, Ray workers, compute_advantage."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+import verl  # noqa: F401  (loads the tea-verl entry point, as every verl process does)
+from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimator_fn
+
+from tea_verl import advantage as glue
+from tea_verl.estimators import best_of_n_credit
+
+
+def algo(n=64, norm=True, **tea):
+    return OmegaConf.create({"norm_adv_by_std_in_grpo": norm, "tea": {"N": n, **tea}})
+
+
+def batch(groups=16, m=8, length=5, seed=0, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    scores = torch.randn(groups * m, generator=gen).to(dtype)
+    lengths = torch.randint(1, length + 1, (groups * m,), generator=gen)
+    mask = (torch.arange(length)[None, :] < lengths[:, None]).to(dtype)
+    rewards = torch.zeros(groups * m, length, dtype=dtype)
+    rewards[torch.arange(groups * m), lengths - 1] = scores  # outcome reward on the last token
+    uids = np.array([f"prompt-{g}" for g in range(groups) for _ in range(m)], dtype=object)
+    perm = torch.randperm(groups * m, generator=gen)
+    return rewards[perm], mask[perm], uids[perm.numpy()], scores[perm]
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env.pop("VERL_USE_EXTERNAL_MODULES", None)
+    env.pop("VERL_USE_EXTERNAL_PLUGINS", None)
+    env.update(extra)
+    return env
+
+
+CHECK = (
+    "import verl\n"
+    "from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY as R\n"
+    "print(','.join(sorted(k for k in ('bon','tea','prefix_tea') if k in R)))\n"
+)
+
+
+def test_entry_point_is_declared():
+    from importlib.metadata import entry_points
+
+    eps = {ep.name: ep.value for ep in entry_points(group="verl.plugins")}
+    assert eps.get("tea_verl") == "tea_verl.plugin"
+
+
+def test_plain_import_verl_registers_in_a_fresh_process():
+    out = subprocess.run([sys.executable, "-c", CHECK], env=_env(), capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "bon,prefix_tea,tea"
+
+
+def test_external_modules_fallback_registers_without_entry_points():
+    # with entry-point discovery off, nothing registers ...
+    off = subprocess.run(
+        [sys.executable, "-c", CHECK], env=_env(VERL_USE_EXTERNAL_PLUGINS="none"), capture_output=True, text=True
+    )
+    assert off.returncode == 0 and off.stdout.strip() == ""
+    # ... and verl's documented module hook brings the registrations back
+    on = subprocess.run(
+        [sys.executable, "-c", CHECK],
+        env=_env(VERL_USE_EXTERNAL_PLUGINS="none", VERL_USE_EXTERNAL_MODULES="tea_verl.plugin"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert on.stdout.strip() == "bon,prefix_tea,tea"
+
+
+def test_plugin_failure_is_loud():
+    # Make the glue module unimportable, then `import verl` (which swallows plugin errors at DEBUG).
+    code = "import sys\nsys.modules['tea_verl.advantage'] = None\n" + CHECK
+    out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True)
+    assert out.returncode == 0  # verl itself still imports
+    assert out.stdout.strip() == ""
+    assert "tea-verl could not register its advantage estimators" in out.stderr
+    assert "Unknown advantage estimator" in out.stderr
+
+
+def test_register_is_idempotent_and_survives_reload():
+    glue.register()
+    glue.register()
+    reloaded = importlib.reload(glue)
+    reloaded.register()
+    assert ADV_ESTIMATOR_REGISTRY["tea"] is reloaded.compute_tea_advantage
+    assert get_adv_estimator_fn("prefix_tea") is reloaded.compute_prefix_tea_advantage
+
+
+def test_foreign_function_under_our_name_is_refused():
+    saved = ADV_ESTIMATOR_REGISTRY["bon"]
+    try:
+        ADV_ESTIMATOR_REGISTRY["bon"] = lambda **kw: None  # someone else's "bon"
+        with pytest.raises(ValueError, match="already been registered"):
+            glue.register()
+    finally:
+        ADV_ESTIMATOR_REGISTRY["bon"] = saved
+
+
+@pytest.mark.parametrize("name", ["bon", "tea", "prefix_tea"])
+def test_registered_function_broadcasts_credit_over_the_mask(name):
+    rewards, mask, uids, scores = batch()
+    n = 8 if name == "bon" else 64
+    adv, ret = get_adv_estimator_fn(name)(token_level_rewards=rewards, response_mask=mask, index=uids, config=algo(n))
+    assert adv.shape == rewards.shape and adv.dtype == rewards.dtype
+    assert torch.equal(adv, ret)
+    assert torch.all(adv[mask == 0] == 0)
+    _, inverse = np.unique(uids, return_inverse=True)
+    credit, _ = best_of_n_credit(scores, torch.as_tensor(inverse), n, name)
+    assert torch.allclose(adv, credit[:, None] * mask, atol=1e-6)
+    assert adv.abs().sum() > 0
+
+
+def test_bon_at_n_equals_m_is_verl_grpo_passk():
+    rewards, mask, uids, _ = batch(groups=32, m=6, dtype=torch.float64)
+    for norm in (True, False):
+        ours, _ = get_adv_estimator_fn("bon")(rewards, mask, index=uids, config=algo(6, norm))
+        passk, _ = get_adv_estimator_fn("grpo_passk")(rewards, mask, index=uids, config=algo(6, norm))
+        # passk's credit is r_max - r_second; ours is N * that, i.e. m times it
+        assert torch.allclose(ours, 6 * passk, atol=1e-10)
+
+
+def test_bon_at_n1_is_verl_rloo():
+    rewards, mask, uids, _ = batch(groups=32, m=5, dtype=torch.float64)
+    ours, _ = get_adv_estimator_fn("bon")(rewards, mask, index=uids, config=algo(1, norm=False))
+    rloo, _ = get_adv_estimator_fn("rloo")(rewards, mask, index=uids, config=algo(1, norm=False))
+    assert torch.allclose(ours, rloo, atol=1e-10)
+
+
+def test_compute_advantage_dispatches_to_tea_on_a_dataproto():
+    from verl import DataProto
+    from verl.trainer.ppo.ray_trainer import compute_advantage
+
+    rewards, mask, uids, scores = batch(groups=24, m=8)
+    data = DataProto.from_dict(
+        tensors={"token_level_rewards": rewards, "response_mask": mask},
+        non_tensors={"uid": uids},
+    )
+    out = compute_advantage(data, adv_estimator="tea", config=algo(64, norm=True))
+    _, inverse = np.unique(uids, return_inverse=True)
+    credit, _ = best_of_n_credit(scores, torch.as_tensor(inverse), 64, "tea")
+    assert torch.allclose(out.batch["advantages"], credit[:, None] * mask, atol=1e-6)
+    assert torch.equal(out.batch["returns"], out.batch["advantages"])
+    assert glue.last_info["tea"].xi == glue.last_info["tea"].xi  # a fitted shape, not nan
+
+
+def test_compute_advantage_with_the_composed_tea_trainer_config():
+    from hydra import compose, initialize_config_dir
+    from verl import DataProto
+    from verl.trainer.ppo.ray_trainer import compute_advantage
+
+    from tea_verl import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        cfg = compose("tea_trainer", overrides=["algorithm.tea.N=32", "algorithm.adv_estimator=prefix_tea"])
+    rewards, mask, uids, scores = batch(groups=8, m=4)
+    data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask}, non_tensors={"uid": uids})
+    out = compute_advantage(data, adv_estimator=cfg.algorithm.adv_estimator, config=cfg.algorithm)
+    _, inverse = np.unique(uids, return_inverse=True)
+    credit, _ = best_of_n_credit(scores, torch.as_tensor(inverse), 32, "prefix_tea")
+    assert torch.allclose(out.batch["advantages"], credit[:, None] * mask, atol=1e-6)
+
+
+# --- bad input through the glue -------------------------------------------------------------------
+def test_missing_index_is_explained():
+    rewards, mask, _, _ = batch()
+    with pytest.raises(ValueError, match=r"need `index` \(the prompt uid of each sample\)"):
+        get_adv_estimator_fn("tea")(rewards, mask, config=algo())
+
+
+def test_index_of_wrong_length_is_explained():
+    rewards, mask, uids, _ = batch()
+    with pytest.raises(ValueError, match=r"one prompt uid per sample: expected shape \(128,\)"):
+        get_adv_estimator_fn("tea")(rewards, mask, index=uids[:-1], config=algo())
+
+
+def test_missing_config_and_missing_n_are_explained():
+    rewards, mask, uids, _ = batch()
+    with pytest.raises(ValueError, match="needs the algorithm config"):
+        get_adv_estimator_fn("tea")(rewards, mask, index=uids, config=None)
+    with pytest.raises(ValueError, match=r"algorithm.tea is missing.*algorithm.tea.N=64"):
+        get_adv_estimator_fn("tea")(rewards, mask, index=uids, config=OmegaConf.create({"gamma": 1.0}))
+    with pytest.raises(ValueError, match=r"algorithm.tea.N is required"):
+        get_adv_estimator_fn("prefix_tea")(rewards, mask, index=uids, config=OmegaConf.create({"tea": {"N": None}}))
+
+
+def test_nan_reward_is_located():
+    rewards, mask, uids, _ = batch()
+    rewards[7, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"1 of 128 rewards are NaN or inf \(batch rows \[7\]\)"):
+        get_adv_estimator_fn("tea")(rewards, mask, index=uids, config=algo())
+
+
+def test_bon_above_group_size_points_to_tea():
+    rewards, mask, uids, _ = batch(m=8)
+    with pytest.raises(ValueError, match="Use adv_estimator=tea or prefix_tea"):
+        get_adv_estimator_fn("bon")(rewards, mask, index=uids, config=algo(64))
+
+
+def test_shape_mismatch_is_explained():
+    rewards, mask, uids, _ = batch()
+    with pytest.raises(ValueError, match="must both be \\(batch, response_length\\)"):
+        get_adv_estimator_fn("tea")(rewards, mask[:, :-1], index=uids, config=algo())
+
+
+def test_singleton_groups_are_logged_and_zero(caplog):
+    rewards, mask, uids, _ = batch(groups=4, m=4)
+    uids = uids.copy()
+    uids[0] = "lonely"
+    with caplog.at_level("WARNING", logger="tea_verl.advantage"):
+        adv, _ = get_adv_estimator_fn("tea")(rewards, mask, index=uids, config=algo(32))
+    assert torch.all(adv[0] == 0)
+    assert "1 prompt group(s) have a single response" in caplog.text
+
+
+# --- Ray -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_estimators_are_registered_inside_a_ray_actor(ray_cluster):
+    ray = ray_cluster
+
+    @ray.remote
+    class Worker:  # a fresh worker process: only `import verl` and the entry point register tea
+        def advantages(self, rewards, mask, uids):
+            import verl  # noqa: F401
+            from omegaconf import OmegaConf
+            from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+
+            cfg = OmegaConf.create({"norm_adv_by_std_in_grpo": True, "tea": {"N": 64}})
+            return os.getpid(), get_adv_estimator_fn("tea")(rewards, mask, index=uids, config=cfg)[0]
+
+    rewards, mask, uids, _ = batch()
+    worker = Worker.remote()
+    pid, remote = ray.get(worker.advantages.remote(rewards, mask, uids))
+    assert pid != os.getpid()
+    local, _ = get_adv_estimator_fn("tea")(rewards, mask, index=uids, config=algo(64))
+    assert torch.allclose(remote, local, atol=1e-6)
