@@ -96,6 +96,9 @@ def train(task: Task, estimator: str, m: int, n: int, steps: int, lr: float, see
     list of probabilities after each of those steps.
     """
     reg, n_arg, rollouts = estimator, n, m
+    keys = {}
+    if estimator.startswith("tea@"):  # tea at another smoothing, e.g. "tea@0.01"
+        reg, keys = "tea", {"smoothing": float(estimator.split("@", 1)[1])}
     if estimator == "bon_m":
         reg, n_arg = "bon", m
     elif estimator == "oracle":
@@ -115,7 +118,7 @@ def train(task: Task, estimator: str, m: int, n: int, steps: int, lr: float, see
             modes = torch.multinomial(probs, rollouts, replacement=True, generator=gen).reshape(-1)
             noise = torch.randn(P * rollouts, dtype=torch.float64, generator=gen)
             rewards = mu[rows, modes] + sd[rows, modes] * noise
-            adv = call_registered(reg, rewards, uids, n_arg, True)
+            adv = call_registered(reg, rewards, uids, n_arg, True, **keys)
         logp = torch.log_softmax(logits, 1)[rows, modes]
         loss = -(adv.detach() * logp).sum() / rollouts
         opt.zero_grad()
@@ -167,7 +170,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", choices=("mismatch", "random"), default="mismatch")
     ap.add_argument("--budgets", default="8x64,4x32", help="comma list of m x N")
-    ap.add_argument("--estimators", default=",".join(DEFAULT_ESTIMATORS))
+    ap.add_argument("--estimators", default=",".join(DEFAULT_ESTIMATORS),
+                    help="comma list; 'tea@S' runs tea with algorithm.tea.smoothing=S")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--prompts", type=int, default=96)
     ap.add_argument("--checkpoints", default="100,300,1000", help="Adam steps at which to score (the last is the run length)")

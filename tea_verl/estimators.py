@@ -227,23 +227,26 @@ def best_of_k_curves(sorted_vals: torch.Tensor, m: int) -> torch.Tensor:
 
 
 def fit_tail_shape(
-    pooled_curve: torch.Tensor, bounds: tuple[float, float] = (-1.0, 0.5)
+    pooled_curve: torch.Tensor, bounds: tuple[float, float] = (-1.0, 0.5), kmin: int = 1
 ) -> tuple[float, float]:
-    """Least-squares fit of ``P_k = A + B * phi_xi(k)``, k = 1..K, profiled over a xi grid.
+    """Least-squares fit of ``P_k = A + B * phi_xi(k)`` on k = kmin..K, profiled over a xi grid.
 
-    ``pooled_curve`` is the sum over groups of their exact best-of-k curves: if every group's
-    law follows the GEV scaling law with one shape xi (location and scale free), the sum follows
-    it too, and each term is unbiased. Returns ``(xi, r2)``: the grid point of least residual and
-    the fit's R^2 (a goodness-of-fit diagnostic). Needs K >= 3 points.
+    ``pooled_curve`` holds ``P_1..P_K``: the sum over groups of their exact best-of-k curves. If
+    every group's law follows the GEV scaling law with one shape xi (location and scale free),
+    the sum follows it too, and each term is unbiased. ``kmin = 2`` leaves out the mean (k = 1),
+    the point most shaped by the bulk of the law rather than its tail. Returns ``(xi, r2)``: the
+    grid point of least residual and the fit's R^2 (a goodness-of-fit diagnostic). Needs at least
+    3 points (K - kmin >= 2).
     """
     p = pooled_curve.to(_F64).cpu()
     K = p.numel()
-    if K < 3:
-        raise ValueError(f"fitting the tail shape needs best-of-k curves up to k >= 3, got k <= {K}")
+    if K - kmin < 2:
+        raise ValueError(f"fitting the tail shape needs 3 points of the best-of-k curve, got k = {kmin}..{K}")
+    p = p[kmin - 1 :]
     lo, hi = bounds
     n_grid = int(round((hi - lo) / SHAPE_GRID_STEP)) + 1
     grid = lo + SHAPE_GRID_STEP * torch.arange(n_grid, dtype=_F64)
-    logk = torch.log(torch.arange(1, K + 1, dtype=_F64))
+    logk = torch.log(torch.arange(kmin, K + 1, dtype=_F64))
     xi = grid[:, None]
     safe = torch.where(xi.abs() < 1e-12, torch.ones_like(xi), xi)
     basis = torch.where(xi.abs() < 1e-12, logk[None, :], torch.expm1(xi * logk[None, :]) / safe)
@@ -441,7 +444,11 @@ def _group_std(padded: torch.Tensor, layout: GroupLayout) -> torch.Tensor:
 
 
 def _pooled_shape(padded, layout, distinct, bounds, fallback) -> tuple[float, float]:
-    """Fit xi on the sum of the exact best-of-k curves of all groups (k = 1..min group size)."""
+    """Fit xi on the sum of the exact best-of-k curves of all groups.
+
+    Uses k = 2..K with K the smallest group size (k = 1..3 when K = 3): see docs/estimators.md,
+    "Tail shape", for the measurements behind leaving the mean out.
+    """
     multi = [m for m in distinct if m > 1]
     K = min(multi)
     if K < 3:
@@ -454,7 +461,7 @@ def _pooled_shape(padded, layout, distinct, bounds, fallback) -> tuple[float, fl
         # exact E[max of k of the group's m] for k = 1..K, centred per group (location-free)
         curve = best_of_k_curves(rows, m)[:, :K]
         pooled += (curve - curve[:, :1]).sum(0)
-    xi, r2 = fit_tail_shape(pooled, bounds)
+    xi, r2 = fit_tail_shape(pooled, bounds, kmin=2 if K >= 4 else 1)
     if math.isnan(xi):  # every group constant: no shape information, credits are 0 anyway
         return float(fallback), float("nan")
     return xi, r2

@@ -277,3 +277,14 @@ def test_cuda_matches_cpu(estimator):
     assert gpu.device.type == "cuda"
     assert info.xi == info_gpu.xi or math.isnan(info.xi)
     assert torch.allclose(gpu.cpu(), cpu, atol=1e-5)
+
+
+@pytest.mark.parametrize("xi", [-0.3, 0.1])
+def test_shape_fit_from_k2_ignores_the_mean(xi):
+    k = torch.arange(1, 9, dtype=torch.float64)
+    curve = 1.0 + 2.0 * E.phi(xi, k)
+    curve[0] += 5.0  # a bulk effect on the mean only
+    got, r2 = E.fit_tail_shape(curve, kmin=2)
+    assert got == pytest.approx(xi, abs=E.SHAPE_GRID_STEP) and r2 == pytest.approx(1.0, abs=1e-9)
+    with pytest.raises(ValueError, match="needs 3 points"):
+        E.fit_tail_shape(curve[:3], kmin=2)

@@ -1,0 +1,194 @@
+"""Design benchmark: the measurements behind each choice documented in docs/estimators.md.
+
+    python -m benchmarks.design [--sections basis,plugin,weights,mixture]
+
+Sections (exact quadrature unless stated; the laws are normal, Beta(2,5), Gumbel):
+
+* ``basis``: which scaling-law basis and which part of the best-of-k curve to fit the tail shape
+  on. For each basis (GPD-exact ``Phi_xi`` of math.md section 5, and the GEV law
+  ``(n^xi - 1)/xi``) and fit range (k = 1..m or 2..m), xi is fitted on the law's exact curve and
+  the order-1 prefix weights' SVR, ``sum_k w_k (J_k - J_1) / (J_N - J_1)``, is reported.
+* ``plugin``: the rejected direct plug-in: per group, fit (a, b) of the GEV scaling law on the
+  other m-1 samples (leave-one-out) and credit ``(r_i - T(max of others))_+`` where T carries
+  the max of m-1 to the max of N-1 under the fitted tail. SVR by Monte Carlo (pathwise form).
+* ``weights``: among weights meeting the moment constraints, SVR, rho and |w| for bon (N = m),
+  prefix with least |w|^2, prefix with least |k w|^2, and tea at several smoothing values.
+* ``mixture``: the policy gradient direction between two response modes when one group's law
+  is a mixture (the mismatch bandit's state during training): estimator vs truth for
+  d/d(p_B - p_A) of J_N, with xi fitted on k >= 1 or k >= 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+import torch
+from scipy import special, stats
+
+from benchmarks.common import LAWS
+from tea_verl import estimators as E
+
+BUDGETS = [(4, 32), (8, 64), (16, 256)]
+
+
+def phi_gpd(xi: float, n) -> np.ndarray:
+    """math.md section 5: exact best-of-n basis of a generalised Pareto law."""
+    n = np.asarray(n, float)
+    if abs(xi) < 1e-12:
+        return special.digamma(n + 1) + np.euler_gamma
+    return (np.exp(special.gammaln(n + 1) + special.gammaln(1 - xi) - special.gammaln(n + 1 - xi)) - 1) / xi
+
+
+def phi_gev(xi: float, n) -> np.ndarray:
+    return E.phi(xi, torch.as_tensor(np.asarray(n, float))).numpy()
+
+
+def fit_xi(curve: np.ndarray, basis, kmin: int) -> float:
+    k = np.arange(1, curve.size + 1)[kmin - 1 :]
+    y = curve[kmin - 1 :]
+    grid = np.arange(-1.5, 0.9001, 0.005)
+    best, best_sse = 0.0, math.inf
+    for xi in grid:
+        X = np.vstack([np.ones(k.size), basis(xi, k)]).T
+        res = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
+        sse = float(res @ res)
+        if sse < best_sse:
+            best, best_sse = float(xi), sse
+    return best
+
+
+def min_norm(m: int, n: int, xi: float, basis, metric=None) -> np.ndarray:
+    k = np.arange(1, m + 1)
+    C = np.vstack([np.ones(m), basis(xi, k)])
+    d = np.array([1.0, basis(xi, np.array([n]))[0]])
+    D = np.eye(m) if metric is None else metric
+    return D @ C.T @ np.linalg.solve(C @ D @ C.T, d)
+
+
+def curve(law, kmax):
+    return np.array([law.best_of(k) for k in range(1, kmax + 1)])
+
+
+def svr_of(w, J, JN):
+    return float(w @ (J - J[0]) / w.sum() / (JN - J[0]))
+
+
+def section_basis():
+    print("## basis: order-1 prefix SVR with xi fitted on the exact best-of-k curve (1 is right)")
+    print(f"{'law':8s} {'m':>3s} {'N':>4s} {'bon_m':>6s} | {'GPD k>=1':>14s} {'GPD k>=2':>14s} | {'GEV k>=1':>14s} {'GEV k>=2':>14s}")
+    for name, law in LAWS.items():
+        for m, n in BUDGETS:
+            J, JN = curve(law, m), law.best_of(n)
+            cells = []
+            for basis in (phi_gpd, phi_gev):
+                for kmin in (1, 2):
+                    xi = fit_xi(J, basis, kmin)
+                    cells.append(f"{svr_of(min_norm(m, n, xi, basis), J, JN):5.2f} (xi {xi:+.2f})")
+            bon = (J[-1] - J[0]) / (JN - J[0])
+            print(f"{name:8s} {m:3d} {n:4d} {bon:6.2f} | {cells[0]:>14s} {cells[1]:>14s} | {cells[2]:>14s} {cells[3]:>14s}")
+
+
+def section_plugin(samples: int = 400_000, seed: int = 0):
+    print("## plugin: leave-one-out per-group plug-in TEA, SVR by Monte Carlo (+- 1 s.e.)")
+    print(f"{'law':8s} {'m':>3s} {'N':>4s} {'plug-in':>14s} {'bon_m':>6s}")
+    rng = np.random.default_rng(seed)
+    for name, law in LAWS.items():
+        for m, n in BUDGETS:
+            J, JN = curve(law, m), law.best_of(n)
+            xi = fit_xi(J, phi_gev, 2)
+            groups = samples // m
+            x = law.sample(rng, (groups, m))
+            r1, others = x[:, 0], np.sort(x[:, 1:], axis=1)
+            k = np.arange(1, m)
+            curves = others @ E._best_of_k_table(m - 1).numpy().T  # (G, m-1) exact best-of-k of the others
+            X = np.vstack([np.ones(m - 1), phi_gev(xi, k)]).T
+            a, b = np.linalg.lstsq(X, curves.T, rcond=None)[0]
+            lam = ((n - 1) / (m - 1)) ** xi
+            mx = others[:, -1]
+            shift = (lam - 1) * (mx - a) + b * (math.log((n - 1) / (m - 1)) if abs(xi) < 1e-12 else (lam - 1) / xi)
+            d = (r1 > mx + shift).astype(float)  # pathwise derivative of (r1 - T)_+
+            num, den = d * (r1 - law.mean), d
+            ratio = num.sum() / den.sum()
+            chunks = np.array_split(np.arange(groups), 20)
+            resid = np.array([np.sum(num[c] - ratio * den[c]) for c in chunks])
+            se = resid.std(ddof=1) * math.sqrt(len(chunks)) / den.sum() / (JN - J[0])
+            print(f"{name:8s} {m:3d} {n:4d} {ratio / (JN - J[0]):7.2f} +- {se:4.2f} {(J[-1] - J[0]) / (JN - J[0]):6.2f}")
+
+
+def _g_matrix(law, ks, nodes=200_000):
+    """g_k(r) (up to constants) on quantile nodes of the law, for correlation under F."""
+    u = (np.arange(nodes) + 0.5) / nodes
+    r = law.dist.ppf(u)
+    return r, np.array([law.advantage_fn(k)(r) for k in ks])
+
+
+def section_weights(smoothings=(1e-4, 1e-3, 1e-2)):
+    print("## weights: SVR / rho / |w| at the xi fitted as the estimator does (k >= 2)")
+    labels = ["bon_m", "prefix |w|", "prefix |kw|"] + [f"tea s={s:g}" for s in smoothings]
+    print(f"{'law':8s} {'m':>3s} {'N':>4s} " + " ".join(f"{lab:>17s}" for lab in labels))
+    for name, law in LAWS.items():
+        for m, n in BUDGETS:
+            J, JN = curve(law, m), law.best_of(n)
+            xi = round(fit_xi(J, phi_gev, 2) / E.SHAPE_GRID_STEP) * E.SHAPE_GRID_STEP
+            k = np.arange(1, m + 1)
+            ws = [np.eye(m)[-1], E.prefix_tea_weights(m, n, xi).numpy(),
+                  min_norm(m, n, xi, phi_gev, np.diag(1.0 / k**2))]
+            ws += [E.tea_weights(m, n, xi, s).numpy() for s in smoothings]
+            r, G = _g_matrix(law, list(k) + [n])
+            cells = []
+            for w in ws:
+                chat = (k * w) @ G[:m]
+                rho = np.corrcoef(chat, G[m])[0, 1]
+                cells.append(f"{svr_of(w, J, JN):4.2f}/{rho:4.2f}/{np.linalg.norm(w):5.1f}")
+            print(f"{name:8s} {m:3d} {n:4d} " + " ".join(f"{c:>17s}" for c in cells))
+
+
+def section_mixture():
+    print("## mixture: d/d(p_B - p_A) of J_N, truth vs estimators (xi fitted on the mixture's exact curve)")
+    mu = np.array([0.0, -0.8, -1.5, -1.2])
+    sd = np.array([0.5, 1.0, 0.5, 0.3])
+    t = np.linspace(-6, 6, 60001)
+    dt = t[1] - t[0]
+    dens = [stats.norm.pdf(t, mu[j], sd[j]) * dt for j in range(4)]
+    print(f"{'m':>3s} {'N':>4s} {'p_A':>5s} {'p_B':>5s} {'truth':>7s} {'bon_m':>7s} | {'k>=1: prefix':>12s} {'tea':>7s} | {'k>=2: prefix':>12s} {'tea':>7s}")
+    for m, n in [(4, 32), (8, 64)]:
+        for pa in (0.25, 0.5, 0.7, 0.95):
+            p = np.array([pa, 0.95 - pa, 0.025, 0.025])
+            F = sum(p[j] * stats.norm.cdf(t, mu[j], sd[j]) for j in range(4))
+
+            def g(kk):
+                h = 1 - F ** (kk - 1)
+                tail = np.concatenate([np.cumsum((0.5 * (h[1:] + h[:-1]) * dt)[::-1])[::-1], [0.0]])
+                return t + tail
+
+            k = np.arange(1, m + 1)
+            G = np.array([g(kk) for kk in k])
+            J = np.array([np.sum(t * np.gradient(F**kk, t)) * dt for kk in k])
+
+            def diff(h):
+                return float(np.sum(h * dens[1]) - np.sum(h * dens[0]))
+
+            cells = [n * diff(g(n)), diff(m * G[-1])]
+            for kmin in (1, 2):
+                xi = round(fit_xi(J, phi_gev, kmin) / E.SHAPE_GRID_STEP) * E.SHAPE_GRID_STEP
+                for w in (E.prefix_tea_weights(m, n, xi), E.tea_weights(m, n, xi)):
+                    cells.append(diff((k * w.numpy()) @ G))
+            print(f"{m:3d} {n:4d} {pa:5.2f} {0.95 - pa:5.2f} {cells[0]:+7.3f} {cells[1]:+7.3f} | "
+                  f"{cells[2]:+12.3f} {cells[3]:+7.3f} | {cells[4]:+12.3f} {cells[5]:+7.3f}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sections", default="basis,plugin,weights,mixture")
+    args = ap.parse_args(argv)
+    for s in args.sections.split(","):
+        {"basis": section_basis, "plugin": section_plugin, "weights": section_weights,
+         "mixture": section_mixture}[s]()
+        print(flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

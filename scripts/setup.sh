@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# One-step set-up of a CPU development environment in .venv (idempotent).
+#   TORCH_SPEC       torch requirement installed first (default: torch==2.13.0)
+#   TORCH_INDEX_URL  extra index for it, e.g. https://download.pytorch.org/whl/cpu on a CPU-only
+#                    machine whose default index would serve a multi-GB CUDA build
+#   PYTHON           interpreter used to create .venv (default: python3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python_bin="${PYTHON:-python3}"
+torch_spec="${TORCH_SPEC:-torch==2.13.0}"
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv with $("$python_bin" --version 2>&1)"
+  "$python_bin" -m venv .venv
+fi
+pip=(.venv/bin/python -m pip --disable-pip-version-check)
+# torch first: verl's own requirement would otherwise pull the default (CUDA) torch build
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  echo "[setup] installing $torch_spec"
+  if [ -n "${TORCH_INDEX_URL:-}" ]; then
+    "${pip[@]}" install -q "$torch_spec" --extra-index-url "$TORCH_INDEX_URL"
+  else
+    "${pip[@]}" install -q "$torch_spec"
+  fi
+fi
+echo "[setup] installing tea-verl (editable) with verl and the test extras"
+"${pip[@]}" install -q -e ".[test]"
+.venv/bin/python -c "import verl, tea_verl; from verl.trainer.ppo.core_algos import get_adv_estimator_fn as g; g('tea'); print('[setup] ok: verl', verl.__version__, '+ tea-verl', tea_verl.__version__)"
