@@ -392,6 +392,13 @@ def best_of_n_credit(
     if isinstance(n, bool) or int(n) != n or n < 1:
         raise ValueError(f"N must be an integer >= 1, got {n!r}")
     n = int(n)
+    if scores.dim() != 1 or group_ids.shape != scores.shape:
+        raise ValueError(
+            f"scores and group_ids must be 1-D of the same length, got {tuple(scores.shape)} and "
+            f"{tuple(group_ids.shape)}"
+        )
+    if scores.numel() == 0:
+        return scores.clone(), CreditInfo(float("nan"), float("nan"), 0)
     check_finite(scores)
     layout = group_layout(group_ids.to(scores.device))
     padded = layout.pad(scores.to(_F64))

@@ -44,6 +44,18 @@ def random_batch(rng: random.Random, sizes: list[int], ties: bool = True):
     )
 
 
+def normal_groups(seed: int, groups: int, m: int, dtype=torch.float64):
+    """Seeded standard-normal rewards for ``groups`` prompts of ``m`` responses, their group ids,
+    and the generator (for further draws)."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(groups * m, generator=gen, dtype=dtype), torch.arange(groups).repeat_interleave(m), gen
+
+
+def budget(estimator: str, m: int, n_tail: int) -> int:
+    """N = m for the exact ``bon``; ``n_tail`` > m for the tail estimators."""
+    return m if estimator == "bon" else n_tail
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_bon_matches_brute_force_enumeration(seed):
     rng = random.Random(seed)
@@ -91,10 +103,8 @@ def test_n_equals_m_is_max_gap_for_top_sample_only():
 
 @pytest.mark.parametrize("estimator", ALL)
 def test_permutation_equivariance(estimator):
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(64 * 6, generator=gen, dtype=torch.float64)
-    g = torch.arange(64).repeat_interleave(6)
-    n = 6 if estimator == "bon" else 40
+    x, g, gen = normal_groups(1, 64, 6)
+    n = budget(estimator, 6, 40)
     base, _ = best_of_n_credit(x, g, n, estimator)
     perm = torch.randperm(x.numel(), generator=gen)
     permuted, _ = best_of_n_credit(x[perm], g[perm], n, estimator)
@@ -108,10 +118,8 @@ def test_permutation_equivariance(estimator):
 @pytest.mark.parametrize("estimator", ALL)
 @pytest.mark.parametrize("a,b", [(3.0, -7.0), (1e-4, 1e6), (250.0, 0.0)])
 def test_affine_equivariance(estimator, a, b):
-    gen = torch.Generator().manual_seed(2)
-    x = torch.randn(128 * 8, generator=gen, dtype=torch.float64)
-    g = torch.arange(128).repeat_interleave(8)
-    n = 8 if estimator == "bon" else 64
+    x, g, _ = normal_groups(2, 128, 8)
+    n = budget(estimator, 8, 64)
     raw, info = best_of_n_credit(x, g, n, estimator, norm_by_std=False)
     raw2, info2 = best_of_n_credit(a * x + b, g, n, estimator, norm_by_std=False)
     # the pooled shape fit is affine invariant (bon never fits one: nan)
@@ -153,11 +161,10 @@ def test_singleton_groups_get_zero_and_are_counted(estimator):
 @pytest.mark.parametrize("estimator", ALL)
 @pytest.mark.parametrize("scale", [1e-30, 1e-8, 1.0, 1e8, 1e30])
 def test_finite_on_extreme_inputs(estimator, scale):
-    gen = torch.Generator().manual_seed(3)
-    x = scale * torch.randn(256 * 16, generator=gen, dtype=torch.float64)
+    x, g, _ = normal_groups(3, 256, 16)
+    x = scale * x
     x[::97] = 0.0
-    g = torch.arange(256).repeat_interleave(16)
-    n = 16 if estimator == "bon" else 256
+    n = budget(estimator, 16, 256)
     for dtype in (torch.float32, torch.float64):
         xs = x.to(dtype)
         if not torch.isfinite(xs).all():
@@ -169,9 +176,7 @@ def test_finite_on_extreme_inputs(estimator, scale):
 
 
 def test_large_offset_does_not_cancel():
-    gen = torch.Generator().manual_seed(4)
-    x = torch.randn(32 * 8, generator=gen, dtype=torch.float64)
-    g = torch.arange(32).repeat_interleave(8)
+    x, g, _ = normal_groups(4, 32, 8)
     a, _ = best_of_n_credit(x, g, 64, "tea", shape=-0.2)
     b, _ = best_of_n_credit(x + 1e9, g, 64, "tea", shape=-0.2)
     assert torch.allclose(a, b, atol=1e-6)
@@ -245,9 +250,7 @@ def test_best_of_k_curves_match_subset_enumeration():
 
 def test_large_groups_are_stable():
     # binomial ratios in log space: m = 1024 must not overflow
-    gen = torch.Generator().manual_seed(6)
-    x = torch.randn(4 * 1024, generator=gen, dtype=torch.float64)
-    g = torch.arange(4).repeat_interleave(1024)
+    x, g, _ = normal_groups(6, 4, 1024)
     for est, n in (("bon", 512), ("tea", 8192), ("prefix_tea", 8192)):
         got, _ = best_of_n_credit(x, g, n, est)
         assert torch.isfinite(got).all()
@@ -268,10 +271,8 @@ def test_math_module_does_not_import_verl():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("estimator", ALL)
 def test_cuda_matches_cpu(estimator):
-    gen = torch.Generator().manual_seed(7)
-    x = torch.randn(512 * 8, generator=gen, dtype=torch.float32)
-    g = torch.arange(512).repeat_interleave(8)
-    n = 8 if estimator == "bon" else 64
+    x, g, _ = normal_groups(7, 512, 8, torch.float32)
+    n = budget(estimator, 8, 64)
     cpu, info = best_of_n_credit(x, g, n, estimator)
     gpu, info_gpu = best_of_n_credit(x.cuda(), g.cuda(), n, estimator)
     assert gpu.device.type == "cuda"
@@ -288,3 +289,10 @@ def test_shape_fit_from_k2_ignores_the_mean(xi):
     assert got == pytest.approx(xi, abs=E.SHAPE_GRID_STEP) and r2 == pytest.approx(1.0, abs=1e-9)
     with pytest.raises(ValueError, match="needs 3 points"):
         E.fit_tail_shape(curve[:3], kmin=2)
+
+
+def test_empty_batch_and_shape_mismatch():
+    empty, info = best_of_n_credit(torch.zeros(0), torch.zeros(0, dtype=torch.long), 8, "tea")
+    assert empty.numel() == 0 and info.num_singletons == 0
+    with pytest.raises(ValueError, match="same length"):
+        best_of_n_credit(torch.zeros(4), torch.zeros(3, dtype=torch.long), 8, "tea")
