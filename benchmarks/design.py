@@ -13,6 +13,8 @@ Sections (exact quadrature unless stated; the laws are normal, Beta(2,5), Gumbel
   the max of m-1 to the max of N-1 under the fitted tail. SVR by Monte Carlo (pathwise form).
 * ``weights``: among weights meeting the moment constraints, SVR, rho and |w| for bon (N = m),
   prefix with least |w|^2, prefix with least |k w|^2, and tea at several smoothing values.
+* ``discrete``: binary rewards, where no GEV law fits: the credit of a success over a failure,
+  estimator vs truth, and how often the top two rewards of a varied group tie.
 * ``mixture``: the policy gradient direction between two response modes when one group's law
   is a mixture (the mismatch bandit's state during training): estimator vs truth for
   d/d(p_B - p_A) of J_N, with xi fitted on k >= 1 or k >= 2.
@@ -179,13 +181,31 @@ def section_mixture():
                   f"{cells[2]:+12.3f} {cells[3]:+7.3f} | {cells[4]:+12.3f} {cells[5]:+7.3f}")
 
 
+def section_discrete():
+    print("## discrete: binary (pass/fail) rewards, success-minus-failure credit, truth N (1-p)^(N-1)")
+    print("   (xi fitted on the exact Bernoulli best-of-k curve as the estimator would; tie = P(top two tie | varied group))")
+    print(f"{'m':>3s} {'N':>4s} {'p':>5s} {'xi':>6s} {'tie':>5s} {'truth':>9s} {'bon_m':>7s} {'prefix':>8s} {'tea':>8s}")
+    for m, n in BUDGETS:
+        k = np.arange(1, m + 1)
+        for p in (0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8):
+            J = 1 - (1 - p) ** k
+            xi, _ = E.fit_tail_shape(torch.tensor(J), kmin=2)
+            varied = 1 - p**m - (1 - p) ** m
+            one = m * p * (1 - p) ** (m - 1)  # exactly one success: the only varied case without a top tie
+            tie = (varied - one) / varied
+            cells = [float((k * w.numpy() * (1 - p) ** (k - 1)).sum())
+                     for w in (E.prefix_tea_weights(m, n, xi), E.tea_weights(m, n, xi))]
+            print(f"{m:3d} {n:4d} {p:5.2f} {xi:+6.2f} {tie:5.2f} {n * (1 - p) ** (n - 1):9.2e} "
+                  f"{m * (1 - p) ** (m - 1):7.3f} {cells[0]:+8.3f} {cells[1]:+8.3f}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sections", default="basis,plugin,weights,mixture")
+    ap.add_argument("--sections", default="basis,plugin,weights,mixture,discrete")
     args = ap.parse_args(argv)
     for s in args.sections.split(","):
         {"basis": section_basis, "plugin": section_plugin, "weights": section_weights,
-         "mixture": section_mixture}[s]()
+         "mixture": section_mixture, "discrete": section_discrete}[s]()
         print(flush=True)
     return 0
 

@@ -93,6 +93,7 @@ def _advantage(
             rho=cfg.rho,
             norm_by_std=norm,
             epsilon=EPSILON,
+            max_top_tie_rate=cfg.max_top_tie_rate,
         )
         last_info[estimator] = info
         if info.num_singletons:

@@ -52,6 +52,12 @@ class TeaConfig:
     rho: float = -1.0
     """Second-order shape offset (order 2 only); must be < 0."""
 
+    max_top_tie_rate: float = 0.1
+    """tea/prefix_tea refuse a batch whose top two rewards tie in more than this share of the
+    non-constant groups that need extrapolation: a continuous law never ties, a discrete one
+    (pass/fail verifier) does, and there tail extrapolation can flip the sign of the best
+    responses' credit. 1.0 disables the check."""
+
     extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -94,7 +100,7 @@ class TeaConfig:
                 f"algorithm.tea.shape_bounds must satisfy -2 <= lo < hi <= 0.9, got [{lo}, {hi}]; default [-1.0, 0.5]."
             )
         object.__setattr__(self, "shape_bounds", (lo, hi))
-        for key in ("shape_fallback", "smoothing", "rho"):
+        for key in ("shape_fallback", "smoothing", "rho", "max_top_tie_rate"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ConfigError(f"algorithm.tea.{key} must be a finite number, got {v!r}.")
@@ -104,6 +110,10 @@ class TeaConfig:
         if self.smoothing <= 0:
             raise ConfigError(
                 f"algorithm.tea.smoothing must be > 0 (it regularises the weights), got {self.smoothing}; default 1e-3."
+            )
+        if not 0.0 <= self.max_top_tie_rate <= 1.0:
+            raise ConfigError(
+                f"algorithm.tea.max_top_tie_rate must lie in [0, 1], got {self.max_top_tie_rate}; default 0.1."
             )
         if self.order not in (1, 2) or isinstance(self.order, bool):
             raise ConfigError(f"algorithm.tea.order must be 1 or 2, got {self.order!r}.")

@@ -48,6 +48,7 @@ __all__ = [
     "rank_credit",
     "best_of_n_credit",
     "check_finite",
+    "top_tie_rate",
 ]
 
 _F64 = torch.float64
@@ -358,6 +359,7 @@ class CreditInfo:
     xi: float  # tail shape used (nan when no group needed extrapolation)
     shape_r2: float  # R^2 of the pooled scaling-law fit (nan when not fitted)
     num_singletons: int
+    top_tie_rate: float = float("nan")  # share of extrapolated, non-constant groups whose top two tie
 
 
 def best_of_n_credit(
@@ -374,6 +376,7 @@ def best_of_n_credit(
     rho: float = -1.0,
     norm_by_std: bool = True,
     epsilon: float = 1e-6,
+    max_top_tie_rate: float = 0.1,
 ) -> tuple[torch.Tensor, CreditInfo]:
     """Per-sample best-of-N credit for a flat batch.
 
@@ -384,6 +387,9 @@ def best_of_n_credit(
         estimator: "bon" (needs N <= every group size), "tea" or "prefix_tea".
         shape: tail shape xi, or "pooled" to fit it on this batch's exact best-of-k curves.
         norm_by_std: divide each group's credit by its reward std (+ epsilon), as GRPO does.
+        max_top_tie_rate: tea/prefix_tea refuse a batch in which the top two rewards tie in more
+            than this share of the non-constant groups that need extrapolation (see
+            :func:`top_tie_rate`); 1.0 disables the check.
     Returns:
         credit (B,) in the dtype of ``scores``, and diagnostics.
     """
@@ -413,9 +419,19 @@ def best_of_n_credit(
             f"(smallest m={min(multi)}). Use adv_estimator=tea or prefix_tea to extrapolate to N > m, "
             f"or raise rollout.n to at least {n}."
         )
-    xi, r2 = float("nan"), float("nan")
+    xi, r2, tie_rate = float("nan"), float("nan"), float("nan")
     needs_tail = estimator != "bon" and any(m < n and m > 1 for m in distinct)
     if needs_tail:
+        tie_rate, eligible = top_tie_rate(padded, layout, n)
+        if tie_rate > max_top_tie_rate:
+            raise ValueError(
+                f"{estimator} assumes a continuous upper tail, but the top two rewards tie in "
+                f"{tie_rate:.0%} of the {eligible} non-constant prompt groups (at most "
+                f"{max_top_tie_rate:.0%} allowed by algorithm.tea.max_top_tie_rate). The rewards look "
+                "discrete (e.g. a pass/fail verifier), and tail extrapolation can then give the best "
+                "responses negative credit. Use adv_estimator=bon with algorithm.tea.N <= rollout.n "
+                "(exact for any reward law), or set algorithm.tea.max_top_tie_rate=1.0 to proceed anyway."
+            )
         if shape == "pooled":
             xi, r2 = _pooled_shape(padded, layout, distinct, shape_bounds, shape_fallback)
         else:
@@ -438,7 +454,28 @@ def best_of_n_credit(
     credit = rank_credit(padded, layout, omega, gamma)
     if norm_by_std:
         credit = credit / (_group_std(padded, layout) + epsilon)[:, None]
-    return layout.unpad(credit).to(scores.dtype), CreditInfo(xi, r2, singletons)
+    return layout.unpad(credit).to(scores.dtype), CreditInfo(xi, r2, singletons, tie_rate)
+
+
+def top_tie_rate(padded: torch.Tensor, layout: GroupLayout, n: int) -> tuple[float, int]:
+    """Share of non-constant groups of 2 <= m < n samples whose two largest rewards are equal.
+
+    Under a continuous reward law this is 0 (ties have probability 0). A law with an atom at its
+    top (a pass/fail verifier, integer scores) ties often, and its best-of-n curve saturates
+    geometrically, outside every GEV scaling law: extrapolating it can flip the sign of the
+    credit of the best responses (docs/estimators.md, "Discrete rewards"). Returns (rate, count).
+    """
+    eligible = (layout.sizes >= 2) & (layout.sizes < n)
+    if not bool(eligible.any()):
+        return 0.0, 0
+    x = torch.where(layout.mask, padded, torch.full_like(padded, -math.inf))[eligible]
+    top2 = torch.topk(x, 2, dim=1).values
+    low = torch.where(layout.mask[eligible], padded[eligible], torch.full_like(x, math.inf)).amin(1)
+    varied = top2[:, 0] > low
+    count = int(varied.sum())
+    if count == 0:
+        return 0.0, 0
+    return float((top2[varied, 0] == top2[varied, 1]).double().mean()), count
 
 
 def _group_std(padded: torch.Tensor, layout: GroupLayout) -> torch.Tensor:

@@ -34,6 +34,7 @@ def test_defaults():
         ({"N": 64, "order": 3}, r"algorithm.tea.order must be 1 or 2"),
         ({"N": 64, "rho": 0.5}, r"algorithm.tea.rho must be < 0"),
         ({"N": 64, "Nn": 8}, r"unknown key\(s\) under algorithm.tea: \['Nn'\]"),
+        ({"N": 64, "max_top_tie_rate": 1.5}, r"algorithm.tea.max_top_tie_rate must lie in \[0, 1\]"),
     ],
 )
 def test_bad_settings_name_the_key(tea, message):

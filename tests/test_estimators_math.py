@@ -96,7 +96,8 @@ def test_n1_is_rloo():
 def test_n_equals_m_is_max_gap_for_top_sample_only():
     x = torch.tensor([0.3, 2.0, 1.1, -4.0, 5.0, 5.0, 1.0], dtype=torch.float64)
     g = torch.tensor([0, 0, 0, 0, 1, 1, 1])
-    got, _ = best_of_n_credit(x, g, 4, "tea", norm_by_std=False)
+    # group 1 ties at its top (deliberately): opt out of the discrete-rewards check
+    got, _ = best_of_n_credit(x, g, 4, "tea", norm_by_std=False, max_top_tie_rate=1.0)
     # group 0: only the top (2.0) gets credit m * (2.0 - 1.1); group 1 is smaller than N=4 -> tail
     assert torch.allclose(got[:4], torch.tensor([0.0, 4 * 0.9, 0.0, 0.0], dtype=torch.float64))
 
@@ -139,7 +140,8 @@ def test_constant_and_tied_groups_give_zero(estimator):
     x = torch.tensor([2.0] * 5 + [7.0] * 5 + [1.0, 1.0, 3.0, 3.0, 3.0], dtype=torch.float64)
     g = torch.arange(3).repeat_interleave(5)
     n = 5 if estimator == "bon" else 50
-    got, _ = best_of_n_credit(x, g, n, estimator, shape=0.0)
+    # this test is about the arithmetic of ties, so it opts out of the discrete-rewards check
+    got, _ = best_of_n_credit(x, g, n, estimator, shape=0.0, max_top_tie_rate=1.0)
     assert torch.equal(got[:10], torch.zeros(10, dtype=torch.float64))
     assert torch.isfinite(got).all()
     # all-tied top: no sample beats another tied one
@@ -296,3 +298,42 @@ def test_empty_batch_and_shape_mismatch():
     assert empty.numel() == 0 and info.num_singletons == 0
     with pytest.raises(ValueError, match="same length"):
         best_of_n_credit(torch.zeros(4), torch.zeros(3, dtype=torch.long), 8, "tea")
+
+
+# --- discrete rewards --------------------------------------------------------------------------
+def bernoulli_groups(p: float, groups: int, m: int, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    x = (torch.rand(groups * m, generator=gen) < p).double()
+    return x, torch.arange(groups).repeat_interleave(m)
+
+
+@pytest.mark.parametrize("estimator", ["tea", "prefix_tea"])
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.8])
+def test_binary_rewards_are_refused_by_the_tail_estimators(estimator, p):
+    x, g = bernoulli_groups(p, 256, 8)
+    with pytest.raises(ValueError, match=r"top two rewards tie in \d+% of the \d+ non-constant.*adv_estimator=bon"):
+        best_of_n_credit(x, g, 64, estimator)
+    # bon is exact for any law; the tail estimators at N <= m are bon: no check there
+    best_of_n_credit(x, g, 8, "bon")
+    best_of_n_credit(x, g, 8, estimator)
+    # an explicit opt-out proceeds
+    got, info = best_of_n_credit(x, g, 64, estimator, max_top_tie_rate=1.0)
+    assert torch.isfinite(got).all() and info.top_tie_rate > 0.1
+
+
+@pytest.mark.parametrize("decimals", [None, 2])
+def test_continuous_rewards_pass_the_tie_check(decimals):
+    x, g, _ = normal_groups(9, 512, 8)
+    if decimals is not None:
+        x = torch.round(x, decimals=decimals)  # an RM score printed with 2 decimals
+    _, info = best_of_n_credit(x, g, 64, "tea")
+    assert info.top_tie_rate < 0.05
+
+
+def test_top_tie_rate_counts_only_varied_groups_that_need_extrapolation():
+    x = torch.tensor([1.0, 1.0, 0.0, 2.0, 1.0, 0.0, 5.0, 5.0, 5.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0], dtype=torch.float64)
+    g = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3])
+    layout = E.group_layout(g)
+    rate, count = E.top_tie_rate(layout.pad(x), layout, n=4)
+    # group 0 ties at the top, group 1 does not, group 2 is constant, group 3 (m=7 >= n) is exact
+    assert (rate, count) == (0.5, 2)
