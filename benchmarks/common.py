@@ -9,7 +9,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-__all__ = ["Law", "LAWS", "call_registered", "ESTIMATOR_NAMES"]
+__all__ = ["Law", "LAWS", "EXTRA_LAWS", "ALL_LAWS", "call_registered", "ESTIMATOR_NAMES"]
 
 # Estimators compared by the benchmarks: display name -> (verl registry name, N rule).
 # "bon_m" is the exact estimator at N = m ("optimise what you can measure").
@@ -67,6 +67,14 @@ LAWS = {
     "beta25": Law("beta25", ("beta", (2, 5))),
     "gumbel": Law("gumbel", ("gumbel_r", ())),
 }
+# Laws beyond the listed three, for robustness checks (--laws ...): a heavy tail (xi = 0.2),
+# a skewed one in the Gumbel domain, and a hard bound (xi = -1).
+EXTRA_LAWS = {
+    "student5": Law("student5", ("t", (5,))),
+    "lognormal": Law("lognormal", ("lognorm", (0.5,))),
+    "uniform": Law("uniform", ("uniform", ())),
+}
+ALL_LAWS = {**LAWS, **EXTRA_LAWS}
 
 
 def call_registered(

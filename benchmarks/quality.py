@@ -30,7 +30,7 @@ import time
 import numpy as np
 import torch
 
-from benchmarks.common import ESTIMATOR_NAMES, LAWS, call_registered, resolve
+from benchmarks.common import ALL_LAWS, ESTIMATOR_NAMES, call_registered, resolve
 
 
 def measure(law, m: int, n: int, estimator: str, *, groups: int, batches: int, seed: int, tea_keys=None):
@@ -94,7 +94,8 @@ def measure(law, m: int, n: int, estimator: str, *, groups: int, batches: int, s
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--laws", default="normal,beta25,gumbel")
+    ap.add_argument("--laws", default="normal,beta25,gumbel",
+                    help="comma list from normal, beta25, gumbel (listed) and student5, lognormal, uniform")
     ap.add_argument("--budgets", default="4x32,8x64,16x256", help="comma list of m x N")
     ap.add_argument("--estimators", default=",".join(ESTIMATOR_NAMES))
     ap.add_argument("--groups", type=int, default=512, help="prompts per batch (pooled-fit size)")
@@ -108,7 +109,7 @@ def main(argv=None) -> int:
     print(f"# SVR (1 is right) and rho, {args.samples} rewards each, batches of {args.groups} prompts; +- 1 s.e.")
     print(f"{'law':8s} {'m':>3s} {'N':>4s} " + " ".join(f"{e:>22s}" for e in ests))
     for lname in args.laws.split(","):
-        law = LAWS[lname]
+        law = ALL_LAWS[lname]
         for m, n in budgets:
             batches = max(2, args.samples // (args.groups * m))
             t0 = time.perf_counter()
