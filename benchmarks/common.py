@@ -90,7 +90,8 @@ def call_registered(
     fn = get_adv_estimator_fn(name)
     rewards = scores.reshape(-1, 1)
     mask = torch.ones_like(rewards)
-    cfg = OmegaConf.create({"norm_adv_by_std_in_grpo": norm, "tea": {"N": n, **tea_keys}})
+    tea = {"N": n, **tea_keys}
+    cfg = OmegaConf.create({"norm_adv_by_std_in_grpo": norm, "tea": tea})
     kwargs = {"token_level_rewards": rewards, "response_mask": mask, "index": uids, "config": cfg}
     if name in ("grpo", "grpo_vectorized"):
         # verl's compute_advantage passes this flag explicitly to its GRPO branch

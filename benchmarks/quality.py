@@ -33,11 +33,19 @@ import torch
 from benchmarks.common import ALL_LAWS, ESTIMATOR_NAMES, call_registered, resolve
 
 
-def measure(law, m: int, n: int, estimator: str, *, groups: int, batches: int, seed: int, tea_keys=None):
-    """Return dict(svr, svr_se, rho, rho_se) for one estimator on one law and budget."""
+def measure(law, m: int, n: int, estimator: str, *, groups: int, batches: int, seed: int, tea_keys=None,
+            norm: str = "none"):
+    """Return dict(svr, svr_se, rho, rho_se) for one estimator on one law and budget.
+
+    ``norm``: "none" (raw credit), "batch" or "group" (norm_adv_by_std_in_grpo=True with that
+    algorithm.tea.std_scale; verl's GRPO estimators always normalise per group).
+    """
     import verl  # noqa: F401  (loads the tea-verl plugin through the entry point)
 
-    tea_keys = tea_keys or {}
+    tea_keys = dict(tea_keys or {})
+    if norm != "none":
+        tea_keys["std_scale"] = norm
+    norm_flag = norm != "none"
     reg, n_arg = resolve(estimator, m, n)
     rng = np.random.default_rng(seed)
     target = law.best_of(n) - law.best_of(1)
@@ -57,12 +65,12 @@ def measure(law, m: int, n: int, estimator: str, *, groups: int, batches: int, s
         scale = float(np.std(x))
         h = 1e-5 * scale
         xs = torch.from_numpy(x)
-        c = call_registered(reg, xs, uids, n_arg, False, **tea_keys).double().numpy()
+        c = call_registered(reg, xs, uids, n_arg, norm_flag, **tea_keys).double().numpy()
         xp, xm = xs.clone(), xs.clone()
         xp[first] += h
         xm[first] -= h
-        cp = call_registered(reg, xp, uids, n_arg, False, **tea_keys).double().numpy()[first.numpy()]
-        cm = call_registered(reg, xm, uids, n_arg, False, **tea_keys).double().numpy()[first.numpy()]
+        cp = call_registered(reg, xp, uids, n_arg, norm_flag, **tea_keys).double().numpy()[first.numpy()]
+        cm = call_registered(reg, xm, uids, n_arg, norm_flag, **tea_keys).double().numpy()[first.numpy()]
         d = (cp - cm) / (2 * h)
         r1 = x[first.numpy()]
         num.append(np.sum(d * (r1 - mean)))
@@ -102,11 +110,15 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, default=400_000, help="rewards drawn per (law, budget, estimator)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--smoothing", type=float, default=None, help="override algorithm.tea.smoothing for tea")
+    ap.add_argument("--norm", choices=("none", "batch", "group"), default="none",
+                    help="raw credit (default), or std-normalised (norm_adv_by_std_in_grpo=True) with "
+                         "algorithm.tea.std_scale=batch (the training default) or group (GRPO's convention)")
     args = ap.parse_args(argv)
     budgets = [tuple(int(v) for v in b.split("x")) for b in args.budgets.split(",")]
     ests = args.estimators.split(",")
     tea_keys = {} if args.smoothing is None else {"smoothing": args.smoothing}
-    print(f"# SVR (1 is right) and rho, {args.samples} rewards each, batches of {args.groups} prompts; +- 1 s.e.")
+    print(f"# SVR (1 is right) and rho, {args.samples} rewards each, batches of {args.groups} prompts; +- 1 s.e.; "
+          f"advantages {'not normalised' if args.norm == 'none' else 'normalised by the ' + args.norm + ' std'}")
     print(f"{'law':8s} {'m':>3s} {'N':>4s} " + " ".join(f"{e:>22s}" for e in ests))
     for lname in args.laws.split(","):
         law = ALL_LAWS[lname]
@@ -116,7 +128,8 @@ def main(argv=None) -> int:
             cells_svr, cells_rho = [], []
             for e in ests:
                 keys = tea_keys if e == "tea" else {}
-                r = measure(law, m, n, e, groups=args.groups, batches=batches, seed=args.seed, tea_keys=keys)
+                r = measure(law, m, n, e, groups=args.groups, batches=batches, seed=args.seed, tea_keys=keys,
+                            norm=args.norm)
                 cells_svr.append(f"{r['svr']:6.2f}+-{r['svr_se']:.2f}")
                 cells_rho.append(f"{r['rho']:6.2f}+-{r['rho_se']:.2f}")
             print(f"{lname:8s} {m:3d} {n:4d} SVR " + " ".join(f"{c:>18s}" for c in cells_svr))

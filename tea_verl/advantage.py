@@ -7,7 +7,8 @@ Each function has verl's outcome-estimator signature and is registered in
 The outcome reward of a response is ``token_level_rewards.sum(-1)`` (as verl's GRPO); the
 per-sample best-of-N credit from :mod:`tea_verl.estimators` is broadcast over
 ``response_mask`` (zero outside it) and returned as both advantages and returns. Settings come
-from ``config.tea`` (:class:`tea_verl.config.TeaConfig`) and ``config.norm_adv_by_std_in_grpo``.
+from ``config.tea`` (:class:`tea_verl.config.TeaConfig`) and ``config.norm_adv_by_std_in_grpo``
+(true: divide by a reward std, chosen by ``algorithm.tea.std_scale``).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def _advantage(
             order=cfg.order,
             rho=cfg.rho,
             norm_by_std=norm,
+            std_scale=cfg.std_scale,
             epsilon=EPSILON,
             max_top_tie_rate=cfg.max_top_tie_rate,
         )

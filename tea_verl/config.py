@@ -52,6 +52,12 @@ class TeaConfig:
     rho: float = -1.0
     """Second-order shape offset (order 2 only); must be < 0."""
 
+    std_scale: str = "batch"
+    """With ``algorithm.norm_adv_by_std_in_grpo=true``: ``batch`` (default) divides all credits by
+    the batch mean of the per-prompt reward stds; ``group`` divides each prompt's credits by its
+    own std, as GRPO does. The per-group std grows with a sample's own reward and so damps the
+    spread-seeking credit (SVR of prefix_tea 0.66-0.71 at m = 4; docs/estimators.md)."""
+
     max_top_tie_rate: float = 0.1
     """tea/prefix_tea refuse a batch whose top two rewards tie in more than this share of the
     non-constant groups that need extrapolation: a continuous law never ties, a discrete one
@@ -110,6 +116,10 @@ class TeaConfig:
         if self.smoothing <= 0:
             raise ConfigError(
                 f"algorithm.tea.smoothing must be > 0 (it regularises the weights), got {self.smoothing}; default 1e-3."
+            )
+        if self.std_scale not in ("batch", "group"):
+            raise ConfigError(
+                f"algorithm.tea.std_scale must be 'batch' or 'group', got {self.std_scale!r}; default 'batch'."
             )
         if not 0.0 <= self.max_top_tie_rate <= 1.0:
             raise ConfigError(

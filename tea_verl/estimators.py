@@ -375,6 +375,7 @@ def best_of_n_credit(
     order: int = 1,
     rho: float = -1.0,
     norm_by_std: bool = True,
+    std_scale: str = "batch",
     epsilon: float = 1e-6,
     max_top_tie_rate: float = 0.1,
 ) -> tuple[torch.Tensor, CreditInfo]:
@@ -386,7 +387,11 @@ def best_of_n_credit(
         n: deployment budget N >= 1.
         estimator: "bon" (needs N <= every group size), "tea" or "prefix_tea".
         shape: tail shape xi, or "pooled" to fit it on this batch's exact best-of-k curves.
-        norm_by_std: divide each group's credit by its reward std (+ epsilon), as GRPO does.
+        norm_by_std: divide the credit by a reward std (+ epsilon), so that it is invariant to the
+            reward's units. ``std_scale="batch"`` (default) divides every group by the batch mean of
+            the group stds; ``"group"`` divides each group by its own std, as GRPO does, which
+            lowers the spread valuation (the std grows with the sample's own reward; see
+            docs/estimators.md, "Output scale").
         max_top_tie_rate: tea/prefix_tea refuse a batch in which the top two rewards tie in more
             than this share of the non-constant groups that need extrapolation (see
             :func:`top_tie_rate`); 1.0 disables the check.
@@ -453,7 +458,15 @@ def best_of_n_credit(
         gamma[sel] = ga
     credit = rank_credit(padded, layout, omega, gamma)
     if norm_by_std:
-        credit = credit / (_group_std(padded, layout) + epsilon)[:, None]
+        std = _group_std(padded, layout)
+        if std_scale == "batch":
+            multi_groups = layout.sizes > 1
+            scale = std[multi_groups].mean() if bool(multi_groups.any()) else std.new_zeros(())
+            credit = credit / (scale + epsilon)
+        elif std_scale == "group":
+            credit = credit / (std + epsilon)[:, None]
+        else:
+            raise ValueError(f"std_scale must be 'batch' or 'group', got {std_scale!r}")
     return layout.unpad(credit).to(scores.dtype), CreditInfo(xi, r2, singletons, tie_rate)
 
 

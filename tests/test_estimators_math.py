@@ -130,9 +130,25 @@ def test_affine_equivariance(estimator, a, b):
     # error allowed is 1e-13 |b| on top of float64 arithmetic on the spread.
     input_err = 1e-13 * abs(b)
     assert torch.allclose(raw2, a * raw, rtol=1e-7, atol=1e-9 * a + input_err)
-    norm, _ = best_of_n_credit(x, g, n, estimator, epsilon=0.0)
-    norm2, _ = best_of_n_credit(a * x + b, g, n, estimator, epsilon=0.0)
-    assert torch.allclose(norm2, norm, rtol=1e-6, atol=1e-8 + 2 * input_err / a)
+    for scale in ("batch", "group"):
+        norm, _ = best_of_n_credit(x, g, n, estimator, std_scale=scale, epsilon=0.0)
+        norm2, _ = best_of_n_credit(a * x + b, g, n, estimator, std_scale=scale, epsilon=0.0)
+        assert torch.allclose(norm2, norm, rtol=1e-6, atol=1e-8 + 2 * input_err / a)
+
+
+@pytest.mark.parametrize("estimator", ALL)
+def test_std_scales(estimator):
+    x, g, _ = normal_groups(8, 64, 8)
+    x = x * torch.linspace(0.5, 3.0, 64).repeat_interleave(8)  # prompts of different spread
+    n = budget(estimator, 8, 64)
+    raw, _ = best_of_n_credit(x, g, n, estimator, norm_by_std=False)
+    group_std = x.view(64, 8).std(1)
+    by_group, _ = best_of_n_credit(x, g, n, estimator, std_scale="group", epsilon=0.0)
+    by_batch, _ = best_of_n_credit(x, g, n, estimator, std_scale="batch", epsilon=0.0)
+    assert torch.allclose(by_group, raw / group_std.repeat_interleave(8), rtol=1e-12)
+    assert torch.allclose(by_batch, raw / group_std.mean(), rtol=1e-12)
+    with pytest.raises(ValueError, match="std_scale must be"):
+        best_of_n_credit(x, g, n, estimator, std_scale="prompt")
 
 
 @pytest.mark.parametrize("estimator", ALL)

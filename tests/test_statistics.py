@@ -94,3 +94,18 @@ def test_bon_at_n_equals_m_undervalues_spread():
 def test_grpo_does_not_value_spread(law):
     r = measure(LAWS[law], 8, 64, "grpo", groups=GROUPS, batches=8, seed=3)
     assert abs(r["svr"]) <= 3 * r["svr_se"] + 0.02
+
+
+@pytest.mark.parametrize("estimator", ["tea", "prefix_tea"])
+def test_batch_std_scale_keeps_spread_valuation_where_the_group_std_loses_it(estimator):
+    # The training default normalises by the batch mean of the group stds: a batch constant, so
+    # the SVR is that of the raw credit. Dividing by each group's own std (GRPO's convention)
+    # damps the best samples' credit (the std grows with their own reward): at m = 4 prefix_tea
+    # falls to about 0.7. This pins the measurement behind algorithm.tea.std_scale=batch.
+    law = LAWS["normal"]
+    batch = measure(law, 4, 32, estimator, groups=GROUPS, batches=60, seed=13, norm="batch")
+    assert batch["svr_se"] < 0.03
+    assert 0.85 - 3 * batch["svr_se"] <= batch["svr"] <= 1.2 + 3 * batch["svr_se"], batch
+    if estimator == "prefix_tea":
+        group = measure(law, 4, 32, estimator, groups=GROUPS, batches=60, seed=13, norm="group")
+        assert group["svr"] + 3 * group["svr_se"] < 0.85, group

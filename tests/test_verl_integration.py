@@ -125,7 +125,8 @@ def test_registered_function_broadcasts_credit_over_the_mask(name):
 def test_bon_at_n_equals_m_is_verl_grpo_passk():
     rewards, mask, uids, _ = batch(groups=32, m=6, dtype=torch.float64)
     for norm in (True, False):
-        ours, _ = get_adv_estimator_fn("bon")(rewards, mask, index=uids, config=algo(6, norm))
+        # grpo_passk normalises per group: compare with std_scale=group
+        ours, _ = get_adv_estimator_fn("bon")(rewards, mask, index=uids, config=algo(6, norm, std_scale="group"))
         passk, _ = get_adv_estimator_fn("grpo_passk")(rewards, mask, index=uids, config=algo(6, norm))
         # passk's credit is r_max - r_second; ours is N * that, i.e. m times it
         assert torch.allclose(ours, 6 * passk, atol=1e-10)
