@@ -403,6 +403,8 @@ def best_of_n_credit(
     if isinstance(n, bool) or int(n) != n or n < 1:
         raise ValueError(f"N must be an integer >= 1, got {n!r}")
     n = int(n)
+    if std_scale not in ("batch", "group"):
+        raise ValueError(f"std_scale must be 'batch' or 'group', got {std_scale!r}")
     if scores.dim() != 1 or group_ids.shape != scores.shape:
         raise ValueError(
             f"scores and group_ids must be 1-D of the same length, got {tuple(scores.shape)} and "
@@ -425,7 +427,7 @@ def best_of_n_credit(
             f"or raise rollout.n to at least {n}."
         )
     xi, r2, tie_rate = float("nan"), float("nan"), float("nan")
-    needs_tail = estimator != "bon" and any(m < n and m > 1 for m in distinct)
+    needs_tail = estimator != "bon" and any(m < n for m in multi)
     if needs_tail:
         tie_rate, eligible = top_tie_rate(padded, layout, n)
         if tie_rate > max_top_tie_rate:
@@ -444,9 +446,7 @@ def best_of_n_credit(
     M = layout.max_size
     omega = torch.zeros(layout.num_groups, max(M - 1, 0), dtype=_F64, device=scores.device)
     gamma = torch.zeros(layout.num_groups, dtype=_F64, device=scores.device)
-    for m in distinct:
-        if m == 1:
-            continue
+    for m in multi:
         if estimator == "bon" or m >= n:
             om, ga = bon_weights(m, n)
         elif estimator == "prefix_tea":
@@ -463,10 +463,8 @@ def best_of_n_credit(
             multi_groups = layout.sizes > 1
             scale = std[multi_groups].mean() if bool(multi_groups.any()) else std.new_zeros(())
             credit = credit / (scale + epsilon)
-        elif std_scale == "group":
-            credit = credit / (std + epsilon)[:, None]
         else:
-            raise ValueError(f"std_scale must be 'batch' or 'group', got {std_scale!r}")
+            credit = credit / (std + epsilon)[:, None]
     return layout.unpad(credit).to(scores.dtype), CreditInfo(xi, r2, singletons, tie_rate)
 
 
