@@ -12,7 +12,8 @@ Sections (exact quadrature unless stated; the laws are normal, Beta(2,5), Gumbel
   other m-1 samples (leave-one-out) and credit ``(r_i - T(max of others))_+`` where T carries
   the max of m-1 to the max of N-1 under the fitted tail. SVR by Monte Carlo (pathwise form).
 * ``weights``: among weights meeting the moment constraints, SVR, rho and |w| for bon (N = m),
-  prefix with least |w|^2, prefix with least |k w|^2, and tea at several smoothing values.
+  prefix_tea as shipped (least |w|^2 on k = 2..m), least |w|^2 and least |k w|^2 on all k, and
+  tea at several smoothing values.
 * ``discrete``: binary rewards, where no GEV law fits: the credit of a success over a failure,
   estimator vs truth, and how often the top two rewards of a varied group tie.
 * ``mixture``: the policy gradient direction between two response modes when one group's law
@@ -128,14 +129,14 @@ def _g_matrix(law, ks, nodes=200_000):
 
 def section_weights(smoothings=(1e-4, 1e-3, 1e-2)):
     print("## weights: SVR / rho / |w| at the xi fitted as the estimator does (k >= 2)")
-    labels = ["bon_m", "prefix |w|", "prefix |kw|"] + [f"tea s={s:g}" for s in smoothings]
+    labels = ["bon_m", "prefix (k>=2)", "all k, |w|", "all k, |kw|"] + [f"tea s={s:g}" for s in smoothings]
     print(f"{'law':8s} {'m':>3s} {'N':>4s} " + " ".join(f"{lab:>17s}" for lab in labels))
     for name, law in LAWS.items():
         for m, n in BUDGETS:
             J, JN = curve(law, m), law.best_of(n)
             xi = round(fit_xi(J, phi_gev, 2) / E.SHAPE_GRID_STEP) * E.SHAPE_GRID_STEP
             k = np.arange(1, m + 1)
-            ws = [np.eye(m)[-1], E.prefix_tea_weights(m, n, xi).numpy(),
+            ws = [np.eye(m)[-1], E.prefix_tea_weights(m, n, xi).numpy(), min_norm(m, n, xi, phi_gev),
                   min_norm(m, n, xi, phi_gev, np.diag(1.0 / k**2))]
             ws += [E.tea_weights(m, n, xi, s).numpy() for s in smoothings]
             r, G = _g_matrix(law, list(k) + [n])

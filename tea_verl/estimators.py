@@ -14,7 +14,7 @@ estimates ``grad J_N`` with ``J_N = E[max of N rewards]``:
   estimators ``k = 1..m``, with moment-cancellation constraints
   ``sum_k w_k = 1`` and ``sum_k w_k phi_xi(k) = phi_xi(N)`` on the GEV test-time scaling law
   ``J_n = a + b * phi_xi(n)``, ``phi_xi(n) = (n^xi - 1) / xi`` (``xi -> 0``: ``log n``).
-  ``prefix_tea`` takes the least-norm solution; ``tea`` the solution that best approximates the
+  ``prefix_tea`` takes the least-norm solution on k = 2..m; ``tea`` the solution that best approximates the
   best-of-N advantage ``N * A_N(r)`` of the fitted GEV(xi) law in L2, plus ``smoothing * |w|^2``.
   When ``N <= m`` both reduce to ``bon`` exactly (``w`` is the unit vector at ``k = N``).
 
@@ -275,9 +275,14 @@ def _constraints(m: int, n: int, xi: float, order: int, rho: float) -> tuple[tor
 
 @functools.lru_cache(maxsize=1024)
 def prefix_tea_weights(m: int, n: int, xi: float, order: int = 1, rho: float = -1.0) -> torch.Tensor:
-    """Prefix-TEA weights ``w`` (m,): least ``|w|^2`` subject to the moment constraints.
+    """Prefix-TEA weights ``w`` (m,): least ``|w|^2`` subject to the moment constraints, on the
+    prefix orders k = 2..m (``w_1 = 0``).
 
-    For ``n <= m`` this is the unit vector at ``k = n`` (exact ``bon``). Needs ``m > order``.
+    The k = 1 estimator is RLOO, a comparison with the group mean. In an extrapolating solution
+    its weight comes out negative, which would credit a response for being *below* the mean; like
+    the shape fit, the extrapolation therefore leaves the mean out (docs/estimators.md, section 5).
+    When k = 2..m cannot meet the constraints (m <= order + 1), all k are used. For ``n <= m``
+    this is the unit vector at ``k = n`` (exact ``bon``). Needs ``m > order``.
     """
     if n <= m:
         w = torch.zeros(m, dtype=_F64)
@@ -286,7 +291,11 @@ def prefix_tea_weights(m: int, n: int, xi: float, order: int = 1, rho: float = -
     if m <= order:
         raise ValueError(f"prefix_tea of order {order} needs groups of at least {order + 1} samples, got {m}")
     C, d = _constraints(m, n, xi, order, rho)
-    return C.T @ torch.linalg.solve(C @ C.T, d)
+    first = 1 if m - 1 > order else 0  # free weights must outnumber the order + 1 constraints
+    sub = C[:, first:]
+    w = torch.zeros(m, dtype=_F64)
+    w[first:] = sub.T @ torch.linalg.solve(sub @ sub.T, d)
+    return w
 
 
 def _gev_prefix_gains(m: int, n: int, xi: float, num_nodes: int = 4000):
@@ -323,7 +332,8 @@ def tea_weights(
     standard GEV(xi) law (centered: constants are baselines), subject to the same moment
     constraints as prefix_tea, so ``E[credit | r]`` approximates the model's best-of-n
     advantage ``n * A_n(r)`` pointwise, not only in its location and spread gradients.
-    ``smoothing -> inf`` recovers prefix_tea. For ``n <= m``: exact ``bon``.
+    ``smoothing -> inf`` gives the least-norm weights over all orders k = 1..m (prefix_tea's
+    criterion without its w_1 = 0). For ``n <= m``: exact ``bon``.
     """
     if n <= m:
         return prefix_tea_weights(m, n, xi, order, rho)

@@ -231,8 +231,9 @@ def test_weights_satisfy_moment_constraints(m, n, xi):
         assert float(w @ E.phi(xi, k)) == pytest.approx(target, rel=1e-9, abs=1e-9)
 
 
-def test_tea_tends_to_prefix_tea_as_smoothing_grows():
-    p = E.prefix_tea_weights(8, 64, -0.2)
+def test_tea_tends_to_the_least_norm_solution_as_smoothing_grows():
+    C, d = E._constraints(8, 64, -0.2, 1, -1.0)
+    p = C.T @ torch.linalg.solve(C @ C.T, d)  # least |w|^2 over all orders k = 1..m
     far = E.tea_weights(8, 64, -0.2, 1e6)
     near = E.tea_weights(8, 64, -0.2, 1e-4)
     assert torch.allclose(far, p, atol=1e-5)
@@ -353,3 +354,17 @@ def test_top_tie_rate_counts_only_varied_groups_that_need_extrapolation():
     rate, count = E.top_tie_rate(layout.pad(x), layout, n=4)
     # group 0 ties at the top, group 1 does not, group 2 is constant, group 3 (m=7 >= n) is exact
     assert (rate, count) == (0.5, 2)
+
+
+@pytest.mark.parametrize("m,n", [(4, 32), (8, 64), (16, 256)])
+def test_prefix_tea_leaves_the_mean_out(m, n):
+    w = E.prefix_tea_weights(m, n, -0.25)
+    assert w[0] == 0.0
+    # the least-norm solution on k = 2..m: any other solution there has a larger norm
+    C, d = E._constraints(m, n, -0.25, 1, -1.0)
+    null = torch.linalg.svd(C[:, 1:]).Vh[2:]  # directions that keep the constraints
+    shifted = w.clone()
+    shifted[1:] += 0.1 * null[0]
+    assert torch.allclose(C @ shifted, d) and shifted.norm() > w.norm()
+    # groups too small for that fall back to all orders (m = 3, order 2)
+    assert E.prefix_tea_weights(3, 64, -0.25, 2)[0] != 0.0
