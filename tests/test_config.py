@@ -92,3 +92,15 @@ def test_plain_ppo_trainer_needs_plus_and_then_works():
             compose("ppo_trainer", overrides=["algorithm.tea.N=64"])
         cfg = compose("ppo_trainer", overrides=["+algorithm.tea.N=64", "algorithm.adv_estimator=tea"])
     assert TeaConfig.from_algorithm(cfg.algorithm).N == 64
+
+
+def test_documented_runtime_env_override_composes():
+    # README: the VERL_USE_EXTERNAL_MODULES fallback reaches Ray workers through this override
+    from hydra import compose, initialize_config_dir
+
+    override = "+ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES=tea_verl.plugin"
+    readme = open(os.path.join(os.path.dirname(CONFIG_DIR), "..", "README.md")).read()
+    assert override in readme
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        cfg = compose("tea_trainer", overrides=["algorithm.tea.N=64", override])
+    assert cfg.ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES == "tea_verl.plugin"
