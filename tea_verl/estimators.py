@@ -13,10 +13,15 @@ estimates ``grad J_N`` with ``J_N = E[max of N rewards]``:
 * ``prefix_tea`` and ``tea`` (any N): ``sum_k w_k * k * c_i^(k)`` over the exact prefix
   estimators ``k = 1..m``, with moment-cancellation constraints
   ``sum_k w_k = 1`` and ``sum_k w_k phi_xi(k) = phi_xi(N)`` on the GEV test-time scaling law
-  ``J_n = a + b * phi_xi(n)``, ``phi_xi(n) = (n^xi - 1) / xi`` (``xi -> 0``: ``log n``).
-  ``prefix_tea`` takes the least-norm solution on k = 2..m; ``tea`` the solution that best approximates the
+  ``J_n = a + b * phi_xi(n)``, ``phi_xi(n) = (n^xi - 1) / xi`` (``xi -> 0``: ``log n``), with one
+  shape xi per batch fitted on the summed exact best-of-k curves (k >= 2). ``prefix_tea`` takes
+  the least-norm solution on k = 2..m; ``tea`` the solution that best approximates the
   best-of-N advantage ``N * A_N(r)`` of the fitted GEV(xi) law in L2, plus ``smoothing * |w|^2``.
-  When ``N <= m`` both reduce to ``bon`` exactly (``w`` is the unit vector at ``k = N``).
+  When ``N <= m`` both reduce to ``bon`` exactly (``w`` is the unit vector at ``k = N``). Both
+  refuse discrete rewards (top-two ties, :func:`top_tie_rate`), where no GEV law fits.
+
+Optional normalisation divides by a reward std: the batch mean of the group stds (default) or
+each group's own std (GRPO's convention, which damps the spread-seeking credit).
 
 Everything is vectorised over groups: a flat batch is laid out as padded ``(G, m_max)`` groups
 with a mask, so groups may have different sizes. Work is float64 on the group tensors (tiny next
