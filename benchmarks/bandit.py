@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from benchmarks.common import call_registered
+from benchmarks.common import call_registered, resolve
 
 DEFAULT_ESTIMATORS = ("grpo", "grpo_passk", "bon_m", "tea", "prefix_tea", "oracle")
 
@@ -95,12 +95,10 @@ def train(task: Task, estimator: str, m: int, n: int, steps: int, lr: float, see
     Returns the final probabilities (P, K), or, when ``checkpoints`` (step counts) are given, the
     list of probabilities after each of those steps.
     """
-    reg, n_arg, rollouts = estimator, n, m
+    (reg, n_arg), rollouts = resolve(estimator, m, n), m
     keys = {}
     if estimator.startswith("tea@"):  # tea at another smoothing, e.g. "tea@0.01"
         reg, keys = "tea", {"smoothing": float(estimator.split("@", 1)[1])}
-    if estimator == "bon_m":
-        reg, n_arg = "bon", m
     elif estimator == "oracle":
         reg, n_arg, rollouts = "bon", n, n
     gen = torch.Generator().manual_seed(seed)

@@ -455,7 +455,7 @@ def best_of_n_credit(
                 "(exact for any reward law), or set algorithm.tea.max_top_tie_rate=1.0 to proceed anyway."
             )
         if shape == "pooled":
-            xi, r2 = _pooled_shape(padded, layout, distinct, shape_bounds, shape_fallback)
+            xi, r2 = _pooled_shape(padded, layout, multi, shape_bounds, shape_fallback)
         else:
             xi = float(shape)
     M = layout.max_size
@@ -513,13 +513,13 @@ def _group_std(padded: torch.Tensor, layout: GroupLayout) -> torch.Tensor:
     return torch.sqrt((dev * dev).sum(1) / (m - 1).clamp_min(1.0))
 
 
-def _pooled_shape(padded, layout, distinct, bounds, fallback) -> tuple[float, float]:
-    """Fit xi on the sum of the exact best-of-k curves of all groups.
+def _pooled_shape(padded, layout, multi, bounds, fallback) -> tuple[float, float]:
+    """Fit xi on the sum of the exact best-of-k curves of all groups (``multi``: the distinct
+    group sizes >= 2).
 
     Uses k = 2..K with K the smallest group size (k = 1..3 when K = 3): see docs/estimators.md,
     "Tail shape", for the measurements behind leaving the mean out.
     """
-    multi = [m for m in distinct if m > 1]
     K = min(multi)
     if K < 3:
         return float(fallback), float("nan")
