@@ -105,3 +105,13 @@ def resolve(display: str, m: int, n: int) -> tuple[str, int]:
     if display == "bon_m":
         return "bon", m
     return display, n
+
+
+def compose_tea_trainer(overrides=()):
+    """tea_trainer (verl's ppo_trainer + tea-verl keys) composed with Hydra, as a launch would."""
+    from hydra import compose, initialize_config_dir
+
+    from tea_verl import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        return compose("tea_trainer", overrides=["algorithm.tea.N=64", *overrides])

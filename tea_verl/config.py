@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
-__all__ = ["TeaConfig", "ConfigError"]
+__all__ = ["TeaConfig", "BestOfNConfig", "ConfigError"]
 
 
 class ConfigError(ValueError):
@@ -153,6 +153,146 @@ class TeaConfig:
         return cls(**known, extra=extra)
 
 
+PROXY_SOURCES = ("auto", "function", "reward_model")
+GOLD_SOURCES = ("none", "function", "endpoint")
+
+
+@dataclass(frozen=True)
+class BestOfNConfig:
+    """The ``reward.best_of_n`` node: the ``best_of_n`` reward manager and the validation metrics.
+
+    Declared with these defaults in ``tea_trainer.yaml``; README lists every key.
+    """
+
+    proxy: str = "auto"
+    """Where the proxy reward (training reward and best-of-N selection score) comes from.
+    ``reward_model``: the reward model behind verl's reward router (``reward.reward_model.enable``),
+    queried exactly as verl's own reward loop does; ``function``: the reward function
+    (``reward.custom_reward_function`` or verl's rule-based default); ``auto``: ``reward_model``
+    when verl hands the manager a router address, else ``function``."""
+
+    gold: str = "none"
+    """Second scorer for the selected-gold curve: ``none``, ``function`` (a rule-based verifier,
+    called only for prompts whose ``reward_model.ground_truth`` is set) or ``endpoint`` (a second
+    reward endpoint of the same /classify shape)."""
+
+    gold_function_path: str | None = None
+    """``gold=function``: file or ``pkg://module`` of the verifier (verl's custom-function loader)."""
+
+    gold_function_name: str = "compute_score"
+    """``gold=function``: the function's name; called like a verl reward function."""
+
+    gold_endpoint: str | None = None
+    """``gold=endpoint``: ``host:port`` of the gold scorer."""
+
+    gold_model: str | None = None
+    """``gold=endpoint``: the ``model`` field sent with each request."""
+
+    gold_tokenizer_path: str | None = None
+    """``gold=endpoint``: local tokenizer directory whose chat template formats the gold input."""
+
+    max_concurrency: int = 64
+    """Scoring requests in flight per reward-loop worker (verl starts ``reward.num_workers``)."""
+
+    max_retries: int = 4
+    """Retries of a transient failure (connection error, timeout, HTTP 429 or 5xx) per request.
+    Other failures (HTTP 4xx, a malformed response) are not retried."""
+
+    backoff_s: float = 0.25
+    """First retry delay; doubled per retry (with +-50% jitter), capped by ``backoff_max_s``."""
+
+    backoff_max_s: float = 8.0
+    """Largest retry delay."""
+
+    timeout_s: float = 120.0
+    """Per-request timeout (a timeout counts as a transient failure)."""
+
+    extrapolate_to: tuple[int, ...] = (128, 256, 512, 1024)
+    """Validation metrics: budgets N' for the scaling-law extrapolation (those above
+    ``val_kwargs.n``); logged under names that say ``extrapolated``."""
+
+    shape: float | str = "fit"
+    """Validation metrics: tail shape xi of the law ``J_k = a + b Phi_xi(k)``: ``fit`` or a number."""
+
+    shape_bounds: tuple[float, float] = (-1.0, 0.5)
+    """Validation metrics: search interval of the fitted xi."""
+
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        k = "reward.best_of_n."
+        if self.proxy not in PROXY_SOURCES:
+            raise ConfigError(f"{k}proxy must be one of {PROXY_SOURCES}, got {self.proxy!r}.")
+        if self.gold in (None, False):
+            object.__setattr__(self, "gold", "none")
+        if self.gold not in GOLD_SOURCES:
+            raise ConfigError(f"{k}gold must be one of {GOLD_SOURCES}, got {self.gold!r}.")
+        if self.gold == "function" and not self.gold_function_path:
+            raise ConfigError(
+                f"{k}gold=function needs {k}gold_function_path (a file or pkg://module holding the verifier)."
+            )
+        if self.gold == "endpoint":
+            for key in ("gold_endpoint", "gold_model", "gold_tokenizer_path"):
+                if not getattr(self, key):
+                    raise ConfigError(
+                        f"{k}gold=endpoint needs {k}{key} (endpoint host:port, the model name it serves, "
+                        "and a local tokenizer directory for its chat template)."
+                    )
+        for key in ("max_concurrency", "max_retries"):
+            v = getattr(self, key)
+            lo = 1 if key == "max_concurrency" else 0
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ConfigError(f"{k}{key} must be an integer >= {lo}, got {v!r}.")
+        for key in ("backoff_s", "backoff_max_s", "timeout_s"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ConfigError(f"{k}{key} must be a positive number of seconds, got {v!r}.")
+            object.__setattr__(self, key, float(v))
+        if self.backoff_max_s < self.backoff_s:
+            raise ConfigError(f"{k}backoff_max_s ({self.backoff_max_s}) must be >= {k}backoff_s ({self.backoff_s}).")
+        try:
+            ns = tuple(int(n) for n in (self.extrapolate_to or ()))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{k}extrapolate_to must be a list of integers, got {self.extrapolate_to!r}.") from None
+        if any(n < 2 for n in ns):
+            raise ConfigError(f"{k}extrapolate_to must hold budgets >= 2, got {list(ns)}.")
+        object.__setattr__(self, "extrapolate_to", ns)
+        shape = self.shape
+        if shape != "fit":
+            try:
+                shape = float(shape)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{k}shape must be 'fit' or a number < 1, got {self.shape!r}.") from None
+            if not (math.isfinite(shape) and -2.0 <= shape < 1.0):
+                raise ConfigError(f"{k}shape must lie in [-2, 1) (xi >= 1 has no mean), got {shape}.")
+        object.__setattr__(self, "shape", shape)
+        try:
+            lo, hi = (float(v) for v in self.shape_bounds)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{k}shape_bounds must be two numbers [lo, hi], got {self.shape_bounds!r}.") from None
+        if not (-2.0 <= lo < hi <= 0.9):
+            raise ConfigError(f"{k}shape_bounds must satisfy -2 <= lo < hi <= 0.9, got [{lo}, {hi}].")
+        object.__setattr__(self, "shape_bounds", (lo, hi))
+        if self.extra:
+            known = ", ".join(f.name for f in fields(self) if f.name != "extra")
+            raise ConfigError(f"unknown key(s) under reward.best_of_n: {sorted(self.extra)}; known keys: {known}.")
+
+    @property
+    def fit_shape(self) -> float | None:
+        return None if self.shape == "fit" else float(self.shape)
+
+    @classmethod
+    def from_config(cls, config: Any) -> "BestOfNConfig":
+        """Read ``reward.best_of_n`` from the full trainer config (absent node: all defaults)."""
+        reward = None if config is None else _get(config, "reward")
+        node = None if reward is None else _get(reward, "best_of_n")
+        if node is None:
+            return cls()
+        raw = _to_dict(node, "reward.best_of_n")
+        names = {f.name for f in fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in raw.items() if k in names}, extra={k: v for k, v in raw.items() if k not in names})
+
+
 def _get(node: Any, key: str) -> Any:
     if isinstance(node, Mapping):
         return node.get(key)
@@ -162,7 +302,7 @@ def _get(node: Any, key: str) -> Any:
     return getattr(node, key, None)
 
 
-def _to_dict(node: Any) -> dict:
+def _to_dict(node: Any, where: str = "algorithm.tea") -> dict:
     try:
         from omegaconf import DictConfig, OmegaConf
 
@@ -172,4 +312,4 @@ def _to_dict(node: Any) -> dict:
         pass
     if isinstance(node, Mapping):
         return dict(node)
-    raise ConfigError(f"algorithm.tea must be a mapping of settings, got {type(node).__name__}.")
+    raise ConfigError(f"{where} must be a mapping of settings, got {type(node).__name__}.")

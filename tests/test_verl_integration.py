@@ -46,7 +46,8 @@ def _env(**extra):
 CHECK = (
     "import verl\n"
     "from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY as R\n"
-    "print(','.join(sorted(k for k in ('bon','tea','prefix_tea') if k in R)))\n"
+    "from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER as M\n"
+    "print(','.join(sorted(k for k in ('bon','tea','prefix_tea') if k in R) + [k for k in ('best_of_n',) if k in M]))\n"
 )
 
 
@@ -59,7 +60,7 @@ def test_entry_point_is_declared():
 
 def test_plain_import_verl_registers_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-c", CHECK], env=_env(), capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "bon,prefix_tea,tea"
+    assert out.stdout.strip() == "bon,prefix_tea,tea,best_of_n"
 
 
 def test_external_modules_fallback_registers_without_entry_points():
@@ -76,7 +77,7 @@ def test_external_modules_fallback_registers_without_entry_points():
         text=True,
         check=True,
     )
-    assert on.stdout.strip() == "bon,prefix_tea,tea"
+    assert on.stdout.strip() == "bon,prefix_tea,tea,best_of_n"
 
 
 def test_plugin_failure_is_loud():
@@ -84,7 +85,7 @@ def test_plugin_failure_is_loud():
     code = "import sys\nsys.modules['tea_verl.advantage'] = None\n" + CHECK
     out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True)
     assert out.returncode == 0  # verl itself still imports
-    assert out.stdout.strip() == ""
+    assert "tea" not in out.stdout.strip().split(",")
     assert "tea-verl could not register its advantage estimators" in out.stderr
     assert "Unknown advantage estimator" in out.stderr
 

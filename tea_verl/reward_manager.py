@@ -1,0 +1,319 @@
+"""``best_of_n``: a verl reward-loop manager for large-N best-of-N validation (and training).
+
+Select it with ``reward.reward_manager.name=best_of_n``; settings live under ``reward.best_of_n``
+(:class:`tea_verl.config.BestOfNConfig`, validated when verl builds the manager, before any
+sample is scored).
+
+Per sample it returns verl's ``reward_score`` (the proxy reward) and, in ``reward_extra_info``:
+
+* ``bon_selection_score``: the score best-of-N selects by (the proxy reward);
+* ``bon_gold_score``: the gold score from a second scorer, or ``None`` when the prompt does not
+  carry what that scorer needs (a verifier without ``ground_truth``) or no gold is configured;
+* ``bon_response_length``: valid response tokens;
+* ``bon_data_source``: the sample's data source (verl's validation dump does not keep it).
+
+Throughput and failures. verl's reward-loop worker starts one task per sample at once; this
+manager bounds the requests in flight per worker (``max_concurrency``), reuses one HTTP
+connection pool, and retries transient failures (connection errors, timeouts, HTTP 429 and 5xx)
+with exponential backoff and jitter. A sample that still cannot be scored raises
+:class:`ScoringError` naming its uid and dataset index: nothing is silently scored 0.
+
+verl 0.9.1 routing: with ``reward.reward_model.enable=True`` verl's ``RewardLoopWorker`` calls a
+reward manager only when ``reward.custom_reward_function.path`` is set (otherwise it queries the
+reward model itself). To score with the reward model through this manager set
+``reward.custom_reward_function.path=pkg://tea_verl.rewards`` and
+``reward.custom_reward_function.name=reward_model_via_best_of_n``; construction refuses the
+combination that would bypass the manager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+from typing import Any
+
+from verl import DataProto
+from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
+
+from tea_verl.config import BestOfNConfig, ConfigError
+
+logger = logging.getLogger("tea_verl")
+
+__all__ = ["BestOfNRewardManager", "ScoringError", "register", "EXTRA_KEYS"]
+
+EXTRA_KEYS = ("bon_selection_score", "bon_gold_score", "bon_response_length", "bon_data_source")
+
+
+class ScoringError(RuntimeError):
+    """A sample could not be scored (after retries where the failure was transient)."""
+
+
+class _Permanent(Exception):
+    """A failure a retry cannot fix (HTTP 4xx, malformed response)."""
+
+
+def _is_transient(exc: BaseException) -> bool:
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return exc.status == 429 or exc.status >= 500
+    return isinstance(exc, (aiohttp.ClientConnectionError, asyncio.TimeoutError, ConnectionError, TimeoutError))
+
+
+def _get(node: Any, *keys: str, default=None):
+    for key in keys:
+        if node is None:
+            return default
+        node = node.get(key) if hasattr(node, "get") else getattr(node, key, None)
+    return default if node is None else node
+
+
+class BestOfNRewardManager(RewardManagerBase):
+    """Proxy reward (+ optional gold score) per sample, with bounded concurrency and retries."""
+
+    def __init__(self, config, tokenizer, compute_score, reward_router_address=None, reward_model_tokenizer=None):
+        self.settings = BestOfNConfig.from_config(config)  # validate before anything else
+        super().__init__(config, tokenizer, compute_score)
+        self.reward_router_address = reward_router_address
+        self.reward_model_tokenizer = reward_model_tokenizer
+        s = self.settings
+        proxy = s.proxy
+        if proxy == "auto":
+            proxy = "reward_model" if reward_router_address is not None else "function"
+        self.proxy = proxy
+        rm_enabled = bool(_get(config, "reward", "reward_model", "enable", default=False))
+        custom_path = _get(config, "reward", "custom_reward_function", "path")
+        if rm_enabled and not custom_path:
+            raise ConfigError(
+                "reward.reward_model.enable=True without reward.custom_reward_function.path: verl 0.9.1 then scores "
+                "with the reward model directly and never calls the best_of_n manager. Set "
+                "reward.custom_reward_function.path=pkg://tea_verl.rewards "
+                "reward.custom_reward_function.name=reward_model_via_best_of_n."
+            )
+        if proxy == "reward_model":
+            if reward_router_address is None or reward_model_tokenizer is None:
+                raise ConfigError(
+                    "reward.best_of_n.proxy=reward_model needs verl's reward router: set reward.reward_model.enable=True "
+                    "and reward.reward_model.model_path (or use proxy=function with a reward function)."
+                )
+            self.rm_engine = str(_get(config, "reward", "reward_model", "rollout", "name", default="vllm"))
+            if self.rm_engine not in ("vllm", "sglang"):
+                raise ConfigError(
+                    f"reward.reward_model.rollout.name={self.rm_engine!r}: the best_of_n manager queries vllm "
+                    "(/classify) or sglang (/v1/embeddings) reward servers."
+                )
+            self.rm_model = _get(config, "reward", "reward_model", "model_path")
+        elif compute_score is None:
+            from verl.utils.reward_score import default_compute_score
+
+            self.compute_score = default_compute_score
+        self._is_async_fn = inspect.iscoroutinefunction(self.compute_score)
+        self.gold_fn = None
+        self.gold_tokenizer = None
+        if s.gold == "function":
+            from verl.utils.import_utils import load_extern_object
+
+            try:
+                self.gold_fn = load_extern_object(s.gold_function_path, s.gold_function_name)
+            except (FileNotFoundError, AttributeError, ImportError, RuntimeError) as exc:
+                raise ConfigError(
+                    f"reward.best_of_n.gold_function_path={s.gold_function_path!r}, name={s.gold_function_name!r} "
+                    f"cannot be loaded: {exc}"
+                ) from exc
+        elif s.gold == "endpoint":
+            from verl.utils import hf_tokenizer
+
+            try:
+                self.gold_tokenizer = hf_tokenizer(s.gold_tokenizer_path, trust_remote_code=True)
+            except Exception as exc:  # noqa: BLE001 - re-raised with the key named
+                raise ConfigError(
+                    f"reward.best_of_n.gold_tokenizer_path={s.gold_tokenizer_path!r} cannot be loaded: {exc}"
+                ) from exc
+        self._sem: asyncio.Semaphore | None = None
+        self._admit: asyncio.Semaphore | None = None
+        self._session = None
+        self._session_loop = None
+        self.stats = {"requests": 0, "retries": 0}
+
+    # ------------------------------------------------------------------------------------------
+    # concurrency and retries
+    # ------------------------------------------------------------------------------------------
+    def _pool(self):
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session_loop is not loop or self._session.closed:
+            self._sem = asyncio.Semaphore(self.settings.max_concurrency)
+            # samples admitted to preparation (decode, chat template) at once: verl starts every
+            # sample's task together, and preparing them all before the first request goes out
+            # would stall the pipeline; twice the request bound keeps the next requests ready
+            self._admit = asyncio.Semaphore(2 * self.settings.max_concurrency)
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.settings.max_concurrency),
+                timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s),
+            )
+            self._session_loop = loop
+        return self._session, self._sem
+
+    async def close(self) -> None:
+        """Close the HTTP connection pool (tests and benchmarks; verl keeps managers for the run)."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def _with_retries(self, what: str, sample: str, call):
+        s = self.settings
+        attempt = 0
+        while True:
+            self.stats["requests"] += 1
+            try:
+                return await call()
+            except _Permanent as exc:
+                raise ScoringError(f"best_of_n could not score {sample}: {what}: {exc} (not retried)") from exc
+            except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
+                if not _is_transient(exc):
+                    raise ScoringError(f"best_of_n could not score {sample}: {what} raised {type(exc).__name__}: {exc}") from exc
+                if attempt >= s.max_retries:
+                    raise ScoringError(
+                        f"best_of_n could not score {sample}: {what} failed {attempt + 1} times "
+                        f"(last: {type(exc).__name__}: {exc}). Raise reward.best_of_n.max_retries or timeout_s, "
+                        "or check the scoring server."
+                    ) from exc
+                delay = min(s.backoff_max_s, s.backoff_s * 2**attempt) * random.uniform(0.5, 1.5)
+                logger.warning("best_of_n: %s for %s failed (%s); retry %d in %.2fs", what, sample, exc, attempt + 1, delay)
+                self.stats["retries"] += 1
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    async def _post_classify(self, address: str, payload: dict, engine: str) -> float:
+        import aiohttp
+
+        session, sem = self._pool()
+        endpoint = "classify" if engine == "vllm" else "v1/embeddings"
+        async with sem:
+            async with session.post(f"http://{address}/{endpoint}", json=payload) as resp:
+                if 400 <= resp.status < 500 and resp.status != 429:
+                    text = (await resp.text())[:200]
+                    raise _Permanent(f"HTTP {resp.status} from {address}/{endpoint}: {text}")
+                resp.raise_for_status()
+                try:
+                    out = await resp.json(content_type=None)
+                except (ValueError, aiohttp.ContentTypeError) as exc:
+                    raise _Permanent(f"response of {address}/{endpoint} is not JSON: {exc}") from exc
+        try:
+            item = out["data"][-1]
+            score = item["probs"][-1] if engine == "vllm" else item["embedding"][-1]
+            return float(score)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise _Permanent(f"unexpected response shape from {address}/{endpoint}: {str(out)[:200]}") from exc
+
+    # ------------------------------------------------------------------------------------------
+    # scoring
+    # ------------------------------------------------------------------------------------------
+    def _chat_input(self, item, response_text: str, tokenizer) -> str:
+        """The reward-model input exactly as verl's RewardLoopWorker builds it."""
+        chat = list(item.non_tensor_batch["raw_prompt"])
+        chat.append({"role": "assistant", "content": response_text})
+        text = tokenizer.apply_chat_template(chat, add_generation_prompt=False, tokenize=False)
+        if tokenizer.bos_token is not None and text.startswith(tokenizer.bos_token):
+            text = text[len(tokenizer.bos_token) :]
+        return text
+
+    async def _call_function(self, fn, is_async: bool, **kwargs):
+        if is_async:
+            return await fn(**kwargs)
+        return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(**kwargs))
+
+    async def run_single(self, data: DataProto) -> dict:
+        self._pool()
+        async with self._admit:
+            return await self._score(data)
+
+    async def _score(self, data: DataProto) -> dict:
+        item = data[len(data) - 1]  # multi-output sessions: the last output carries the reward (as in verl)
+        response_ids = item.batch["responses"]
+        valid_len = int(item.batch["attention_mask"][-response_ids.shape[-1] :].sum())
+        valid_ids = response_ids[:valid_len]
+        nt = item.non_tensor_batch
+        data_source = nt.get("data_source", "unknown")
+        reward_model = nt.get("reward_model") or {}
+        ground_truth = reward_model.get("ground_truth") if hasattr(reward_model, "get") else None
+        extra_info = dict(nt.get("extra_info") or {})
+        sample = f"sample uid={nt.get('uid', '?')} index={extra_info.get('index', '?')} (data_source={data_source})"
+
+        response_str = self.tokenizer.decode(valid_ids, skip_special_tokens=True)
+        fn_kwargs = dict(data_source=data_source, solution_str=response_str, ground_truth=ground_truth, extra_info=extra_info)
+
+        result_extra: dict = {}
+        if self.proxy == "reward_model":
+            raw = self.tokenizer.decode(valid_ids)
+            if self.tokenizer.eos_token:
+                raw = raw.replace(self.tokenizer.eos_token, "")
+            payload = {"model": self.rm_model, "input": self._chat_input(item, raw, self.reward_model_tokenizer)}
+            if self.rm_engine == "vllm":
+                payload["use_activation"] = False
+            proxy = await self._with_retries(
+                "the reward model", sample, lambda: self._post_classify(self.reward_router_address, payload, self.rm_engine)
+            )
+        else:
+            extra = (
+                {"reward_router_address": self.reward_router_address, "reward_model_tokenizer": self.reward_model_tokenizer}
+                if self.reward_router_address is not None
+                else {}
+            )
+
+            async def call_proxy():
+                _, sem = self._pool()
+                async with sem:
+                    return await self._call_function(self.compute_score, self._is_async_fn, **fn_kwargs, **extra)
+
+            result = await self._with_retries("the reward function", sample, call_proxy)
+            if isinstance(result, dict):
+                if "score" not in result:
+                    raise ScoringError(f"best_of_n could not score {sample}: the reward function returned a dict without 'score'")
+                proxy = result["score"]
+                result_extra = {k: v for k, v in result.items() if k != "score"}
+            else:
+                proxy = result
+        try:
+            proxy = float(proxy)
+        except (TypeError, ValueError):
+            raise ScoringError(f"best_of_n could not score {sample}: the proxy score {proxy!r} is not a number") from None
+
+        gold = None
+        s = self.settings
+        if s.gold == "function" and ground_truth is not None:
+            async def call_gold():
+                _, sem = self._pool()
+                async with sem:
+                    return await self._call_function(self.gold_fn, inspect.iscoroutinefunction(self.gold_fn), **fn_kwargs)
+
+            g = await self._with_retries("the gold verifier", sample, call_gold)
+            gold = float(g["score"] if isinstance(g, dict) else g)
+        elif s.gold == "endpoint" and "raw_prompt" in nt:
+            payload = {"model": s.gold_model, "input": self._chat_input(item, response_str, self.gold_tokenizer), "use_activation": False}
+            gold = await self._with_retries("the gold endpoint", sample, lambda: self._post_classify(s.gold_endpoint, payload, "vllm"))
+
+        info = {
+            **result_extra,
+            "bon_selection_score": proxy,
+            "bon_gold_score": gold,
+            "bon_response_length": valid_len,
+            "bon_data_source": str(data_source),
+        }
+        return {"reward_score": proxy, "reward_extra_info": info}
+
+
+def register() -> None:
+    """Register ``best_of_n`` in verl's reward-loop registry. Idempotent."""
+    from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER, register as _register
+
+    held = REWARD_MANAGER.get("best_of_n")
+    if held is BestOfNRewardManager:
+        return
+    if held is not None and getattr(held, "__module__", None) == __name__:  # an earlier import of this module
+        REWARD_MANAGER["best_of_n"] = BestOfNRewardManager
+        return
+    _register("best_of_n")(BestOfNRewardManager)
