@@ -243,7 +243,9 @@ class BestOfNRewardManager(RewardManagerBase):
         extra_info = dict(nt.get("extra_info") or {})
         sample = f"sample uid={nt.get('uid', '?')} index={extra_info.get('index', '?')} (data_source={data_source})"
 
-        response_str = self.tokenizer.decode(valid_ids, skip_special_tokens=True)
+        s = self.settings
+        needs_text = self.proxy == "function" or s.gold != "none"
+        response_str = self.tokenizer.decode(valid_ids, skip_special_tokens=True) if needs_text else None
         fn_kwargs = dict(data_source=data_source, solution_str=response_str, ground_truth=ground_truth, extra_info=extra_info)
 
         result_extra: dict = {}
@@ -283,7 +285,6 @@ class BestOfNRewardManager(RewardManagerBase):
             raise ScoringError(f"best_of_n could not score {sample}: the proxy score {proxy!r} is not a number") from None
 
         gold = None
-        s = self.settings
         if s.gold == "function" and ground_truth is not None:
             async def call_gold():
                 _, sem = self._pool()
