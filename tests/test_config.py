@@ -104,3 +104,34 @@ def test_documented_runtime_env_override_composes():
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         cfg = compose("tea_trainer", overrides=["algorithm.tea.N=64", override])
     assert cfg.ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES == "tea_verl.plugin"
+
+
+# ------------------------------------------------------------------------------------------------
+# reward.best_of_n
+# ------------------------------------------------------------------------------------------------
+def test_best_of_n_yaml_declares_every_key_with_the_dataclass_default():
+    from tea_verl.config import BestOfNConfig
+
+    with open(os.path.join(CONFIG_DIR, "tea_trainer.yaml")) as f:
+        declared = yaml.safe_load(f)["reward"]["best_of_n"]
+    fields = {f.name: f for f in dataclasses.fields(BestOfNConfig) if f.name != "extra"}
+    assert set(declared) == set(fields)
+    for name, f in fields.items():
+        assert declared[name] == (list(f.default) if isinstance(f.default, tuple) else f.default), name
+    readme = open(os.path.join(os.path.dirname(CONFIG_DIR), "..", "README.md")).read()
+    for name in fields:
+        assert f"reward.best_of_n.{name}" in readme, name
+
+
+def test_best_of_n_defaults_when_the_node_is_absent_and_values_from_the_command_line():
+    from tea_verl.config import BestOfNConfig
+
+    assert BestOfNConfig.from_config({}) == BestOfNConfig()
+    cfg = BestOfNConfig.from_config({"reward": {"best_of_n": {"shape": "-0.2", "extrapolate_to": ["512"]}}})
+    assert cfg.fit_shape == -0.2 and cfg.extrapolate_to == (512,)
+    with pytest.raises(ConfigError, match=r"reward.best_of_n.extrapolate_to must hold budgets >= 2"):
+        BestOfNConfig(extrapolate_to=(1,))
+    with pytest.raises(ConfigError, match=r"reward.best_of_n.shape must lie in \[-2, 1\)"):
+        BestOfNConfig(shape=1.5)
+    with pytest.raises(ConfigError, match=r"backoff_max_s .* must be >="):
+        BestOfNConfig(backoff_s=2.0, backoff_max_s=1.0)

@@ -255,3 +255,35 @@ def test_estimators_are_registered_inside_a_ray_actor(ray_cluster):
     assert pid != os.getpid()
     local, _ = get_adv_estimator_fn("tea")(rewards, mask, index=uids, config=algo(64))
     assert torch.allclose(remote, local, atol=1e-6)
+
+
+def test_best_of_n_manager_scores_inside_verls_reward_loop_actor(ray_cluster, tmp_path):
+    """verl's RewardLoopWorker as a Ray actor (a fresh process: the plugin registers best_of_n on
+    `import verl` there) scores against a loopback server through our manager."""
+    ray = ray_cluster
+    from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
+
+    from benchmarks.common import compose_tea_trainer
+    from benchmarks.servers import ScoringServer, hash_score
+    from benchmarks.tiny import build_tokenizer, rollout_batch
+
+    tok = build_tokenizer(str(tmp_path))
+    data = rollout_batch(tok, n=3)
+    with ScoringServer(score_fn=hash_score) as srv:
+        cfg = compose_tea_trainer(
+            [
+                "reward.reward_manager.name=best_of_n",
+                "reward.reward_model.enable=True",
+                f"reward.reward_model.model_path={tmp_path}",
+                "reward.reward_model.rollout.name=vllm",
+                "reward.custom_reward_function.path=pkg://tea_verl.rewards",
+                "reward.custom_reward_function.name=reward_model_via_best_of_n",
+                f"actor_rollout_ref.model.path={tmp_path}",
+            ]
+        )
+        worker = ray.remote(RewardLoopWorker).remote(cfg, srv.address)
+        out = ray.get(worker.compute_score_batch.remote(data))
+        served = dict(srv.successes)
+    assert len(out) == len(data) and len(served) == len(data) and set(served.values()) == {1}
+    assert sorted(o["reward_score"] for o in out) == pytest.approx(sorted(hash_score(t) for t in served))
+    assert all(o["reward_extra_info"]["bon_selection_score"] == o["reward_score"] for o in out)
