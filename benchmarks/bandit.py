@@ -8,9 +8,10 @@ safe (mean 0, sd 0.5: the best single sample and the best of m), mode B spreads 
 sd 1: worse at best-of-m, best at best-of-N for N >= ~20) and two distractors are weak; every
 prompt gets its own location and scale (tails share a shape up to location and scale). The
 policy is a softmax over modes per prompt, trained from uniform with Adam, ``m`` rollouts per
-prompt per step; advantages come from the estimators registered in verl (the same functions a
-verl run calls), with verl's default std normalisation. The oracle is ``bon`` with ``N``
-rollouts per prompt.
+prompt per step; advantages come from verl's ``compute_advantage`` on DataProto batches, which
+dispatches to the registered estimators (the code path of a verl run), with verl's default std
+normalisation. The oracle is ``bon`` with ``N`` rollouts per prompt. Task, training and scoring
+are ``tea_verl.demo``'s (the demo is this benchmark at one budget and one seed, with a plot).
 
 Score: the exact best-of-N value of each final policy (quadrature over the mixture law), as the
 fraction of the way from pure A (0) to pure B (1), averaged over prompts; mean and standard
@@ -25,119 +26,10 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from benchmarks.common import call_registered, resolve
-
-DEFAULT_ESTIMATORS = ("grpo", "grpo_passk", "bon_m", "tea", "prefix_tea", "oracle")
-
-
-@dataclass
-class Task:
-    mu: np.ndarray  # (P, K) mode means
-    sd: np.ndarray  # (P, K) mode sds
-    kind: str
-
-
-def make_task(kind: str, prompts: int, rng: np.random.Generator, m: int, n: int) -> Task:
-    if kind == "mismatch":
-        base_mu = np.array([0.0, -0.8, -1.5, -1.2])
-        base_sd = np.array([0.5, 1.0, 0.5, 0.3])
-        loc = rng.normal(0.0, 1.0, size=(prompts, 1))
-        scale = np.exp(rng.normal(0.0, 0.3, size=(prompts, 1)))
-        return Task(loc + scale * base_mu, scale * np.broadcast_to(base_sd, (prompts, 4)).copy(), kind)
-    if kind == "random":
-        mus, sds = [], []
-        while len(mus) < prompts:
-            mu = rng.normal(0.0, 1.0, size=4)
-            sd = rng.uniform(0.2, 1.0, size=4)
-            jm = [best_of_normal(mu[k], sd[k], m) for k in range(4)]
-            jn = [best_of_normal(mu[k], sd[k], n) for k in range(4)]
-            if int(np.argmax(jm)) == int(np.argmax(jn)):
-                mus.append(mu)
-                sds.append(sd)
-        return Task(np.array(mus), np.array(sds), kind)
-    raise ValueError(f"unknown task {kind!r}: choose mismatch or random")
-
-
-_T = np.linspace(-12.0, 12.0, 6001)
-
-
-def best_of_mixture(pi: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int) -> np.ndarray:
-    """Exact E[max of n] for per-prompt normal mixtures (P, K) -> (P,), by quadrature on t.
-
-    E[M] = int_0^inf (1 - F^n) dt - int_-inf^0 F^n dt, F the mixture CDF.
-    """
-    from scipy.special import ndtr
-
-    # shift and scale each prompt so its modes lie well inside the grid
-    c = mu.mean(1, keepdims=True)
-    s = sd.max(1, keepdims=True)
-    z = (_T[None, None, :] * s[:, :, None] + c[:, :, None] - mu[:, :, None]) / sd[:, :, None]
-    F = np.einsum("pk,pkt->pt", pi, ndtr(z))
-    Fn = F**n
-    t = _T[None, :] * s + c
-    integrand = np.where(t >= 0, 1.0 - Fn, -Fn)
-    return np.trapezoid(integrand, t, axis=1)
-
-
-def best_of_normal(mu: float, sd: float, n: int) -> float:
-    pi = np.ones((1, 1))
-    return float(best_of_mixture(pi, np.array([[mu]]), np.array([[sd]]), n)[0])
-
-
-def train(task: Task, estimator: str, m: int, n: int, steps: int, lr: float, seed: int, checkpoints=()):
-    """Train per-prompt softmax policies.
-
-    Returns the final probabilities (P, K), or, when ``checkpoints`` (step counts) are given, the
-    list of probabilities after each of those steps.
-    """
-    (reg, n_arg), rollouts = resolve(estimator, m, n), m
-    keys = {}
-    if estimator.startswith("tea@"):  # tea at another smoothing, e.g. "tea@0.01"
-        reg, keys = "tea", {"smoothing": float(estimator.split("@", 1)[1])}
-    elif estimator == "oracle":
-        reg, n_arg, rollouts = "bon", n, n
-    gen = torch.Generator().manual_seed(seed)
-    P, K = task.mu.shape
-    logits = torch.zeros(P, K, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.Adam([logits], lr=lr)
-    mu = torch.from_numpy(task.mu)
-    sd = torch.from_numpy(task.sd)
-    uids = np.repeat(np.arange(P), rollouts).astype(object)
-    rows = torch.arange(P).repeat_interleave(rollouts)
-    snapshots = []
-    for step in range(1, steps + 1):
-        with torch.no_grad():
-            probs = torch.softmax(logits, 1)
-            modes = torch.multinomial(probs, rollouts, replacement=True, generator=gen).reshape(-1)
-            noise = torch.randn(P * rollouts, dtype=torch.float64, generator=gen)
-            rewards = mu[rows, modes] + sd[rows, modes] * noise
-            adv = call_registered(reg, rewards, uids, n_arg, True, **keys)
-        logp = torch.log_softmax(logits, 1)[rows, modes]
-        loss = -(adv.detach() * logp).sum() / rollouts
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step in checkpoints:
-            snapshots.append(torch.softmax(logits, 1).detach().numpy())
-    final = torch.softmax(logits, 1).detach().numpy()
-    return snapshots if checkpoints else final
-
-
-def score(task: Task, pi: np.ndarray, n: int) -> float:
-    value = best_of_mixture(pi, task.mu, task.sd, n)
-    if task.kind == "mismatch":
-        P, K = pi.shape
-        pure = np.eye(K)
-        va = best_of_mixture(np.repeat(pure[:1], P, 0), task.mu, task.sd, n)
-        vb = best_of_mixture(np.repeat(pure[1:2], P, 0), task.mu, task.sd, n)
-        return float(np.mean((value - va) / (vb - va)))
-    uniform = np.full_like(pi, 1.0 / pi.shape[1])
-    return float(np.mean(value - best_of_mixture(uniform, task.mu, task.sd, n)))
+from tea_verl.demo import DEFAULT_ESTIMATORS, Task, best_of_mixture, best_of_normal, make_task, score, train  # noqa: F401
 
 
 def run(kind, m, n, estimators, seeds, prompts, checkpoints, lr, progress=True):

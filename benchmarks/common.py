@@ -9,11 +9,9 @@ from functools import cached_property
 import numpy as np
 import torch
 
-__all__ = ["Law", "LAWS", "EXTRA_LAWS", "ALL_LAWS", "call_registered", "ESTIMATOR_NAMES"]
+__all__ = ["Law", "LAWS", "EXTRA_LAWS", "ALL_LAWS", "call_registered", "resolve", "ESTIMATOR_NAMES"]
 
-# Estimators compared by the benchmarks: display name -> (verl registry name, N rule).
-# "bon_m" is the exact estimator at N = m ("optimise what you can measure").
-ESTIMATOR_NAMES = ("grpo", "grpo_passk", "bon_m", "tea", "prefix_tea")
+from tea_verl.quality import ESTIMATOR_NAMES, call_registered, resolve  # noqa: E402,F401
 
 
 @dataclass(frozen=True)
@@ -36,6 +34,9 @@ class Law:
     @property
     def mean(self) -> float:
         return float(self.dist.mean())
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        return self.dist.cdf(x)
 
     def best_of(self, n: int) -> float:
         """J_n = E[max of n] = int_0^1 Q(u) n u^(n-1) du (adaptive quadrature)."""
@@ -75,36 +76,6 @@ EXTRA_LAWS = {
     "uniform": Law("uniform", ("uniform", ())),
 }
 ALL_LAWS = {**LAWS, **EXTRA_LAWS}
-
-
-def call_registered(
-    name: str, scores: torch.Tensor, uids: np.ndarray, n: int, norm: bool, **tea_keys
-) -> torch.Tensor:
-    """Per-sample advantage of a verl-registered estimator, called as verl's compute_advantage does.
-
-    ``scores`` (B,) become token_level_rewards of one token; the result is the (B,) scalar.
-    """
-    from omegaconf import OmegaConf
-    from verl.trainer.ppo.core_algos import get_adv_estimator_fn
-
-    fn = get_adv_estimator_fn(name)
-    rewards = scores.reshape(-1, 1)
-    mask = torch.ones_like(rewards)
-    tea = {"N": n, **tea_keys}
-    cfg = OmegaConf.create({"norm_adv_by_std_in_grpo": norm, "tea": tea})
-    kwargs = {"token_level_rewards": rewards, "response_mask": mask, "index": uids, "config": cfg}
-    if name in ("grpo", "grpo_vectorized"):
-        # verl's compute_advantage passes this flag explicitly to its GRPO branch
-        kwargs["norm_adv_by_std_in_grpo"] = norm
-    adv, _ = fn(**kwargs)
-    return adv[:, 0]
-
-
-def resolve(display: str, m: int, n: int) -> tuple[str, int]:
-    """Display name -> (registry name, the N passed in algorithm.tea.N)."""
-    if display == "bon_m":
-        return "bon", m
-    return display, n
 
 
 def compose_tea_trainer(overrides=()):

@@ -24,80 +24,10 @@ Standard errors come from independent batches.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
-import numpy as np
-import torch
-
-from benchmarks.common import ALL_LAWS, ESTIMATOR_NAMES, call_registered, resolve
-
-
-def measure(law, m: int, n: int, estimator: str, *, groups: int, batches: int, seed: int, tea_keys=None,
-            norm: str = "none"):
-    """Return dict(svr, svr_se, rho, rho_se) for one estimator on one law and budget.
-
-    ``norm``: "none" (raw credit), "batch" or "group" (norm_adv_by_std_in_grpo=True with that
-    algorithm.tea.std_scale; verl's GRPO estimators always normalise per group).
-    """
-    import verl  # noqa: F401  (loads the tea-verl plugin through the entry point)
-
-    tea_keys = dict(tea_keys or {})
-    if norm != "none":
-        tea_keys["std_scale"] = norm
-    norm_flag = norm != "none"
-    reg, n_arg = resolve(estimator, m, n)
-    rng = np.random.default_rng(seed)
-    target = law.best_of(n) - law.best_of(1)
-    adv_n = law.advantage_fn(n)
-    mean = law.mean
-    uids = np.repeat(np.arange(groups), m).astype(object)
-    first = torch.from_numpy(np.arange(groups) * m)
-    num, den = [], []
-    # binning for rho: Gumbel coordinate of the PIT u = F(r)
-    edges = np.linspace(-3.0, math.log(n) + 5.0, 161)
-    sums = np.zeros(edges.size + 1)
-    sq = np.zeros(edges.size + 1)
-    cnt = np.zeros(edges.size + 1)
-    asum = np.zeros(edges.size + 1)
-    for _ in range(batches):
-        x = law.sample(rng, (groups, m)).reshape(-1)
-        scale = float(np.std(x))
-        h = 1e-5 * scale
-        xs = torch.from_numpy(x)
-        c = call_registered(reg, xs, uids, n_arg, norm_flag, **tea_keys).double().numpy()
-        xp, xm = xs.clone(), xs.clone()
-        xp[first] += h
-        xm[first] -= h
-        cp = call_registered(reg, xp, uids, n_arg, norm_flag, **tea_keys).double().numpy()[first.numpy()]
-        cm = call_registered(reg, xm, uids, n_arg, norm_flag, **tea_keys).double().numpy()[first.numpy()]
-        d = (cp - cm) / (2 * h)
-        r1 = x[first.numpy()]
-        num.append(np.sum(d * (r1 - mean)))
-        den.append(np.sum(d))
-        u = np.clip(law.dist.cdf(x), 1e-300, 1 - 1e-16)
-        b = np.digitize(-np.log(-np.log(u)), edges)
-        np.add.at(sums, b, c)
-        np.add.at(sq, b, c * c)
-        np.add.at(cnt, b, 1.0)
-        np.add.at(asum, b, adv_n(x))
-    num, den = np.array(num), np.array(den)
-    ratio = num.sum() / den.sum()
-    svr = ratio / target
-    resid = num - ratio * den
-    svr_se = np.std(resid, ddof=1) * math.sqrt(len(num)) / abs(den.sum()) / target if len(num) > 1 else float("nan")
-    ok = cnt > 1
-    p = cnt[ok] / cnt.sum()
-    chat = sums[ok] / cnt[ok]
-    abin = asum[ok] / cnt[ok]
-    var_within = (sq[ok] / cnt[ok] - chat**2) * cnt[ok] / (cnt[ok] - 1)
-    noise = np.sum(p * var_within / cnt[ok])
-    cov = np.sum(p * (chat - np.sum(p * chat)) * (abin - np.sum(p * abin)))
-    var_c = np.sum(p * (chat - np.sum(p * chat)) ** 2) - noise
-    var_a = np.sum(p * (abin - np.sum(p * abin)) ** 2)
-    rho = cov / math.sqrt(max(var_c, 1e-300) * var_a) if var_c > 0 else float("nan")
-    rho_se = math.sqrt(noise / max(var_c, 1e-300)) * abs(rho) / 2 if var_c > 0 else float("nan")
-    return {"svr": svr, "svr_se": svr_se, "rho": rho, "rho_se": rho_se}
+from benchmarks.common import ALL_LAWS
+from tea_verl.quality import ESTIMATOR_NAMES, measure  # noqa: F401  (measure: the math lives in the package)
 
 
 def main(argv=None) -> int:

@@ -13,9 +13,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("config-dir", help="print the directory of tea_trainer.yaml (for --config-path)")
-    # every demo option (--quick, --seeds, --budgets, ...) belongs to the bandit benchmark; forward
-    # them all, --help included
-    sub.add_parser("demo", add_help=False, help="the mismatch bandit on CPU: every estimator vs the N-rollout oracle")
+    # every demo option (--quick, --m, --N, --steps, ...) belongs to tea_verl.demo; forward them all,
+    # --help included
+    sub.add_parser("demo", add_help=False, help="the mismatch bandit on CPU: every estimator vs the N-rollout oracle, with a plot")
+    dg = sub.add_parser(
+        "diagnose",
+        help="is your reward tail in the regime the estimators assume? which estimator and settings to use",
+        description="Read many scored samples per prompt (a verl validation dump or a JSONL/Parquet table of uid and "
+        "score), estimate the tail shape, check the scaling law, measure each estimator's SVR and rho on your "
+        "empirical reward law for your (m, N), and recommend settings.",
+    )
+    dg.add_argument("path", help="validation_data_dir, <step>.jsonl, or a .jsonl/.parquet table (uid, score)")
+    dg.add_argument("--m", type=int, required=True, help="rollouts per prompt in training (actor_rollout_ref.rollout.n)")
+    dg.add_argument("--N", type=int, required=True, help="deployment best-of-N (algorithm.tea.N)")
+    dg.add_argument("--step", type=int, default=None, help="with a directory: the step to read (default: newest)")
+    dg.add_argument("--min-samples", type=int, default=8, help="least samples per prompt to use it (default 8)")
+    dg.add_argument("--draws", type=int, default=100_000, help="rewards per SVR/rho evaluation (default 100000)")
+    dg.add_argument("--seed", type=int, default=0)
+    dg.add_argument("--json", default=None, help="also write the diagnosis as JSON to this file")
     rep = sub.add_parser(
         "bon-report",
         help="best-of-k / selected-gold curves, scaling-law fit and extrapolation from validation samples",
@@ -38,10 +53,39 @@ def main(argv: list[str] | None = None) -> int:
         print(CONFIG_DIR)
         return 0
     if args.cmd == "demo":
-        from benchmarks import bandit
+        from tea_verl import demo
 
-        return bandit.main(rest)
+        return demo.main(rest)
+    if rest:
+        parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    if args.cmd == "diagnose":
+        return _diagnose(args)
     return 2
+
+
+def _diagnose(args) -> int:
+    import json
+
+    import verl  # noqa: F401  (the plugin registers the estimators measured here)
+
+    from tea_verl.diagnose import DiagnoseError, diagnose, format_diagnosis
+    from tea_verl.report import ReportError, read_samples
+
+    def progress(i, total, label):
+        print(f"  measuring SVR and rho [{i + 1}/{total}]: {label}", file=sys.stderr, flush=True)
+
+    try:
+        samples = read_samples(args.path, step=args.step)
+        d = diagnose(samples, args.m, args.N, min_samples=args.min_samples, draws=args.draws, seed=args.seed,
+                     progress=progress)
+    except (ReportError, DiagnoseError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(format_diagnosis(d))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(d.as_dict(), f, indent=1)
+    return 0
 
 
 def _bon_report(args) -> int:

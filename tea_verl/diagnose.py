@@ -1,0 +1,286 @@
+"""``tea-verl diagnose``: is a reward tail in the regime the estimators assume, and what to use.
+
+Input: many scored samples per prompt (a verl validation dump or a JSONL/Parquet table, read by
+:func:`tea_verl.report.read_samples`). Steps:
+
+1. **Standardise per prompt**: ``z = (s - mean_p) / std_p``. The estimators assume tails that
+   share a shape up to location and scale, so the shape is read off the pooled z-scores.
+   Prompts with fewer than ``min_samples`` samples, and constant prompts, are left out (counted).
+2. **Discreteness**: the share of prompts whose two best scores tie. A continuous law never ties;
+   above 0.1 the tail estimators refuse the batch in training (``algorithm.tea.max_top_tie_rate``).
+3. **Tail shape** xi with a 95% bootstrap interval over prompts: the estimators' own fit (GEV
+   basis ``phi_xi(k) = (k^xi - 1)/xi``, exact best-of-k curves summed over prompts, k = 2..n).
+   ``xi < 0``: bounded (Weibull domain); ``0``: Gumbel-like; ``> 0``: heavy.
+4. **Does the law extrapolate?** Fit the law on k <= m (what training sees) and predict best-of-n
+   (the largest sampled k): the miss, in standard errors over prompts.
+5. **Estimator quality on your law**: SVR and rho (:mod:`tea_verl.quality`) of ``bon`` at N = m
+   and of each tail-estimator setting, for your (m, N), on the empirical law of the pooled
+   z-scores (:class:`tea_verl.quality.EmpiricalLaw`).
+6. **Recommendation**: among settings with SVR in [0.85, 1.2] and rho >= 0.85 x rho(bon at N = m),
+   the highest rho; ``bon`` when N <= m or the rewards are discrete.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from tea_verl.bon_metrics import prompt_curves
+from tea_verl.estimators import fit_tail_shape
+from tea_verl.report import Samples
+
+__all__ = ["DiagnoseError", "Diagnosis", "diagnose", "format_diagnosis", "MIN_SAMPLES"]
+
+MIN_SAMPLES = 8
+SVR_RANGE = (0.85, 1.2)
+RHO_FRACTION = 0.85
+TIE_LIMIT = 0.1
+
+
+class DiagnoseError(ValueError):
+    """Input that cannot be diagnosed; the message says what is missing and the minimum."""
+
+
+@dataclass
+class Candidate:
+    label: str
+    estimator: str  # display name for tea_verl.quality.measure
+    keys: dict
+    overrides: list[str]
+    svr: float = float("nan")
+    svr_se: float = float("nan")
+    rho: float = float("nan")
+    rho_se: float = float("nan")
+    eligible: bool = False
+
+
+@dataclass
+class Diagnosis:
+    m: int
+    N: int
+    min_samples: int
+    prompts: int
+    samples_per_prompt: dict[int, int]
+    left_out_short: int
+    left_out_constant: int
+    top_tie_rate: float
+    xi: float | None = None
+    xi_ci: tuple[float, float] | None = None
+    law_r2: float | None = None
+    extrapolation: dict | None = None
+    atoms: int = 0
+    candidates: list[Candidate] = field(default_factory=list)
+    reference: Candidate | None = None
+    recommendation: Candidate | None = None
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def shape_sign(self) -> str:
+        if self.xi_ci is None:
+            return "unknown"
+        lo, hi = self.xi_ci
+        if hi < 0:
+            return "negative"
+        if lo > 0:
+            return "positive"
+        return "zero"
+
+    def as_dict(self) -> dict:
+        def cand(c):
+            return None if c is None else {k: getattr(c, k) for k in ("label", "overrides", "svr", "svr_se", "rho", "rho_se", "eligible")}
+
+        return {
+            "m": self.m, "N": self.N, "prompts": self.prompts,
+            "samples_per_prompt": {str(k): v for k, v in self.samples_per_prompt.items()},
+            "left_out_short": self.left_out_short, "left_out_constant": self.left_out_constant,
+            "top_tie_rate": self.top_tie_rate, "xi": self.xi, "xi_ci95": self.xi_ci, "shape_sign": self.shape_sign,
+            "law_r2": self.law_r2, "extrapolation_check": self.extrapolation,
+            "reference_bon_at_m": cand(self.reference), "candidates": [cand(c) for c in self.candidates],
+            "recommendation": cand(self.recommendation), "reasons": self.reasons,
+        }
+
+
+def _gev_phi(xi: float, k: np.ndarray) -> np.ndarray:
+    return np.log(k) if abs(xi) < 1e-12 else np.expm1(xi * np.log(k)) / xi
+
+
+def _group(samples: Samples, min_samples: int):
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, (src, uid) in enumerate(zip(samples.data_source, samples.uid)):
+        groups.setdefault((src, uid), []).append(i)
+    kept, short, const, ties = [], 0, 0, 0
+    for idx in groups.values():
+        s = samples.selection[idx]
+        if s.size < min_samples:
+            short += 1
+            continue
+        sd = s.std()
+        if not sd > 0:
+            const += 1
+            continue
+        top2 = np.sort(s)[-2:]
+        ties += int(top2[0] == top2[1])
+        kept.append((s - s.mean()) / sd)
+    return kept, short, const, ties, len(groups)
+
+
+def diagnose(
+    samples: Samples,
+    m: int,
+    N: int,
+    min_samples: int = MIN_SAMPLES,
+    draws: int = 100_000,
+    groups: int = 256,
+    n_boot: int = 200,
+    seed: int = 0,
+    progress=None,
+) -> Diagnosis:
+    """Run the six steps of the module docstring. ``draws``: rewards per SVR/rho evaluation."""
+    if m < 2:
+        raise DiagnoseError(f"--m (rollouts per prompt in training) must be >= 2, got {m}")
+    if N < 1:
+        raise DiagnoseError(f"--N (the deployment best-of-N) must be >= 1, got {N}")
+    if min_samples < 4:
+        raise DiagnoseError(f"--min-samples must be >= 4 (the shape fit needs k = 2..4 at least), got {min_samples}")
+    kept, short, const, ties, total = _group(samples, min_samples)
+    if len(kept) < 2:
+        import collections
+
+        counts = sorted(set(collections.Counter(zip(samples.data_source, samples.uid)).values()))[:8]
+        raise DiagnoseError(
+            f"diagnose needs at least 2 prompts with >= {min_samples} samples each and a non-constant score; "
+            f"{samples.origin} has {total} prompt(s) ({short} with fewer samples, {const} constant; sample counts "
+            f"seen: {counts}). Validate with more samples per prompt (val_kwargs.n >= {min_samples}, ideally >= 64)."
+        )
+    sizes: dict[int, int] = {}
+    for z in kept:
+        sizes[z.size] = sizes.get(z.size, 0) + 1
+    d = Diagnosis(
+        m=m, N=N, min_samples=min_samples, prompts=len(kept), samples_per_prompt=dict(sorted(sizes.items())), left_out_short=short,
+        left_out_constant=const, top_tie_rate=ties / len(kept),
+    )
+    n_min = min(sizes)
+    curves = np.stack([prompt_curves(z)[0][:n_min] for z in kept])  # (P, n_min) exact best-of-k of z
+    curves = curves - curves[:, :1]
+
+    # 3. tail shape: the estimators' own pooled fit (k = 2..n_min), bootstrap CI over prompts
+    def fit(rows: np.ndarray) -> tuple[float, float]:
+        return fit_tail_shape(torch.from_numpy(rows.sum(0)), (-1.0, 0.5), kmin=2)
+
+    d.xi, d.law_r2 = fit(curves)
+    rng = np.random.default_rng(seed)
+    boots = [fit(curves[rng.integers(0, len(kept), len(kept))])[0] for _ in range(n_boot)]
+    d.xi_ci = (float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975)))
+
+    # 4. extrapolation check: law fitted on k = 2..m, predicted at k = n_min
+    if n_min > m and m >= 3:
+        mean = curves.mean(0)
+        sem = curves.std(0, ddof=1) / math.sqrt(len(kept))
+        xi_m, _ = fit_tail_shape(torch.from_numpy(curves[:, :m].sum(0)), (-1.0, 0.5), kmin=2 if m >= 4 else 1)
+        ks = np.arange(2 if m >= 4 else 1, m + 1, dtype=np.float64)
+        X = np.stack([np.ones_like(ks), _gev_phi(xi_m, ks)], 1)
+        coef, *_ = np.linalg.lstsq(X, mean[ks.astype(int) - 1], rcond=None)
+        pred = float(coef[0] + coef[1] * _gev_phi(xi_m, np.array([float(n_min)]))[0])
+        miss = pred - float(mean[-1])
+        d.extrapolation = {
+            "fit_on_k": [int(ks[0]), m], "xi_fitted_on_k_le_m": xi_m, "k": n_min,
+            "predicted": pred, "measured": float(mean[-1]), "miss": miss,
+            "miss_in_se": miss / float(sem[-1]) if sem[-1] > 0 else None,
+        }
+    else:
+        d.reasons.append(f"extrapolation check skipped: it needs more than m = {m} samples per prompt")
+
+    if N <= m:
+        d.recommendation = Candidate("bon (exact, N <= m)", "bon_m", {}, ["algorithm.adv_estimator=bon", f"algorithm.tea.N={N}"])
+        d.reasons.append(f"N = {N} <= m = {m}: the exact estimator needs no tail assumption (tea/prefix_tea reduce to it)")
+        return d
+    if d.top_tie_rate > TIE_LIMIT:
+        d.recommendation = Candidate("bon at N = m", "bon_m", {}, ["algorithm.adv_estimator=bon", f"algorithm.tea.N={m}"])
+        d.reasons.append(
+            f"{d.top_tie_rate:.0%} of prompts tie at the top: the rewards look discrete, outside every continuous tail law; "
+            f"tea/prefix_tea refuse such batches (algorithm.tea.max_top_tie_rate = {TIE_LIMIT})"
+        )
+        return d
+
+    # 5. SVR and rho on the empirical law of the pooled z-scores
+    from tea_verl.quality import EmpiricalLaw, measure
+
+    z_all = np.concatenate(kept)
+    d.atoms = z_all.size
+    if z_all.size < 4 * N:
+        d.reasons.append(f"only {z_all.size} pooled samples for N = {N}: the empirical tail above quantile 1 - 1/{2 * z_all.size} is flat")
+    law = EmpiricalLaw(z_all)
+    xi_fixed = round(d.xi, 3)
+    base = [f"algorithm.tea.N={N}"]
+    d.reference = Candidate(f"bon at N = m = {m}", "bon_m", {}, ["algorithm.adv_estimator=bon", f"algorithm.tea.N={m}"])
+    d.candidates = [
+        Candidate("tea (pooled shape)", "tea", {}, ["algorithm.adv_estimator=tea", *base]),
+        Candidate(f"tea (shape {xi_fixed:+.3f})", "tea", {"shape": xi_fixed},
+                  ["algorithm.adv_estimator=tea", *base, f"algorithm.tea.shape={xi_fixed}"]),
+        Candidate("prefix_tea (pooled shape)", "prefix_tea", {}, ["algorithm.adv_estimator=prefix_tea", *base]),
+        Candidate(f"prefix_tea (shape {xi_fixed:+.3f})", "prefix_tea", {"shape": xi_fixed},
+                  ["algorithm.adv_estimator=prefix_tea", *base, f"algorithm.tea.shape={xi_fixed}"]),
+    ]
+    batches = max(2, draws // (groups * m))
+    for i, c in enumerate([d.reference, *d.candidates]):
+        if progress:
+            progress(i, 1 + len(d.candidates), c.label)
+        r = measure(law, m, N, c.estimator, groups=groups, batches=batches, seed=seed, tea_keys=c.keys)
+        c.svr, c.svr_se, c.rho, c.rho_se = (float(r[k]) for k in ("svr", "svr_se", "rho", "rho_se"))
+    lo, hi = SVR_RANGE
+    for c in d.candidates:
+        c.eligible = lo <= c.svr <= hi and c.rho >= RHO_FRACTION * d.reference.rho
+    eligible = [c for c in d.candidates if c.eligible]
+    if eligible:
+        # highest rho (to 0.01); then the per-batch pooled shape, which follows the policy as it
+        # moves (a shape fixed from today's samples does not); then SVR closest to 1
+        d.recommendation = max(eligible, key=lambda c: (round(c.rho, 2), "shape" not in c.keys, -abs(c.svr - 1.0)))
+        d.reasons.append(
+            f"{d.recommendation.label}: SVR {d.recommendation.svr:.2f} in [{lo}, {hi}] and the highest rho "
+            f"({d.recommendation.rho:.2f}, against {d.reference.rho:.2f} for bon at N = m)"
+        )
+    else:
+        closest = min(d.candidates, key=lambda c: abs(c.svr - 1.0))
+        d.recommendation = d.reference
+        d.reasons.append(
+            f"no tail setting has SVR in [{lo}, {hi}] with rho >= {RHO_FRACTION} x bon's on this law (closest: "
+            f"{closest.label}, SVR {closest.svr:.2f}); the tail assumption looks off, so bon at N = m is the safe choice"
+        )
+    if d.extrapolation and d.extrapolation["miss_in_se"] is not None and abs(d.extrapolation["miss_in_se"]) > 3:
+        d.reasons.append(
+            f"warning: the law fitted on k <= {m} misses the measured best-of-{d.extrapolation['k']} by "
+            f"{d.extrapolation['miss_in_se']:.1f} standard errors"
+        )
+    return d
+
+
+def format_diagnosis(d: Diagnosis) -> str:
+    L = [f"tail diagnosis for m = {d.m} training rollouts, deployment best-of-{d.N}"]
+    L.append(f"  prompts: {d.prompts} (samples per prompt: " + ", ".join(f"{n} x {c}" for n, c in d.samples_per_prompt.items()) + ")")
+    if d.left_out_short or d.left_out_constant:
+        L.append(f"  left out: {d.left_out_short} prompts with < {d.min_samples} samples, {d.left_out_constant} constant prompts")
+    L.append(f"  top-two tie rate: {d.top_tie_rate:.1%} (continuous rewards: 0; the tail estimators refuse > {TIE_LIMIT:.0%})")
+    if d.xi is not None:
+        lo, hi = d.xi_ci
+        kind = {"negative": "bounded (Weibull domain)", "zero": "Gumbel-like (exponential tail)", "positive": "heavy (Frechet domain)"}[d.shape_sign]
+        L.append(f"  tail shape xi = {d.xi:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]: {kind}; law R^2 = {d.law_r2:.5f}")
+    if d.extrapolation:
+        e = d.extrapolation
+        z = "n/a" if e["miss_in_se"] is None else f"{e['miss_in_se']:+.1f} s.e."
+        L.append(f"  law fitted on k = {e['fit_on_k'][0]}..{e['fit_on_k'][1]} predicts best-of-{e['k']} = {e['predicted']:.3f} "
+                 f"(standardised); measured {e['measured']:.3f}; miss {e['miss']:+.3f} ({z})")
+    if d.candidates:
+        L.append("")
+        L.append(f"  {'setting':32s} {'SVR':>13s} {'rho':>13s}  (on your empirical law, {d.atoms} pooled samples)")
+        for c in [d.reference, *d.candidates]:
+            mark = " *" if c is d.recommendation else ("  " if not c.eligible else " .")
+            L.append(f"  {c.label:32s} {c.svr:6.2f}+-{c.svr_se:.2f}  {c.rho:6.2f}+-{c.rho_se:.2f}{mark}")
+        L.append(f"  (target SVR in [{SVR_RANGE[0]}, {SVR_RANGE[1]}], rho >= {RHO_FRACTION} x bon's; '.' eligible, '*' recommended)")
+    L.append("")
+    L.append("recommendation: " + " ".join(d.recommendation.overrides))
+    for r in d.reasons:
+        L.append(f"  - {r}")
+    return "\n".join(L)

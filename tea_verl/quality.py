@@ -1,0 +1,183 @@
+"""Estimator quality on a reward law: spread valuation ratio (SVR) and isotropic alignment (rho).
+
+For a location-scale family around (mean, 1), the true best-of-N gradient has
+``grad_{log sigma} J_N / grad_mu J_N = J_N - J_1``. An estimator's implied ratio is
+``E[c_1 s_logsigma(R_1)] / E[c_1 s_mu(R_1)]``; by the score-function identity this equals
+``E[dc_1/dr_1 (R_1 - mean)] / E[dc_1/dr_1]`` (pathwise form: sample 1 is perturbed, the other
+m-1 are held), which we measure by central finite differences through the registered verl
+functions. The score form has infinite variance on Beta(2,5) (its location Fisher information
+diverges at the lower edge of the support); the pathwise form does not.
+``SVR = implied / (J_N - J_1)``; 1 is right, GRPO is 0.
+
+``rho = Corr_F(c_hat(R), A_N(R))`` with ``c_hat(r) = E[c_1 | r_1 = r]`` estimated by binning
+all samples on a grid uniform in the Gumbel coordinate of their PIT (resolves the upper tail),
+and the binned Monte Carlo variance subtracted from Var(c_hat) ("noise removed").
+
+Every batch holds ``groups`` prompts (a realistic verl batch), so the pooled tail-shape fit of
+tea/prefix_tea sees what it would see in training. Advantages are not std-normalised here
+(``norm_adv_by_std_in_grpo=False``): SVR and rho are properties of the credit itself.
+Standard errors come from independent batches.
+
+A law is any object with ``sample(rng, shape)``, ``mean``, ``best_of(n)``, ``advantage_fn(n)``
+and ``cdf(x)``: the reference laws of ``benchmarks.common`` (scipy) or :class:`EmpiricalLaw`
+(a user's own standardised reward samples, used by ``tea-verl diagnose``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = ["ESTIMATOR_NAMES", "call_registered", "resolve", "measure", "EmpiricalLaw"]
+
+# Estimators compared: display name -> (verl registry name, N rule).
+# "bon_m" is the exact estimator at N = m ("optimise what you can measure").
+ESTIMATOR_NAMES = ("grpo", "grpo_passk", "bon_m", "tea", "prefix_tea")
+
+
+def call_registered(
+    name: str, scores: torch.Tensor, uids: np.ndarray, n: int, norm: bool, **tea_keys
+) -> torch.Tensor:
+    """Per-sample advantage of a verl-registered estimator, called as verl's compute_advantage does.
+
+    ``scores`` (B,) become token_level_rewards of one token; the result is the (B,) scalar.
+    """
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+
+    fn = get_adv_estimator_fn(name)
+    rewards = scores.reshape(-1, 1)
+    mask = torch.ones_like(rewards)
+    tea = {"N": n, **tea_keys}
+    cfg = OmegaConf.create({"norm_adv_by_std_in_grpo": norm, "tea": tea})
+    kwargs = {"token_level_rewards": rewards, "response_mask": mask, "index": uids, "config": cfg}
+    if name in ("grpo", "grpo_vectorized"):
+        # verl's compute_advantage passes this flag explicitly to its GRPO branch
+        kwargs["norm_adv_by_std_in_grpo"] = norm
+    adv, _ = fn(**kwargs)
+    return adv[:, 0]
+
+
+def resolve(display: str, m: int, n: int) -> tuple[str, int]:
+    """Display name -> (registry name, the N passed in algorithm.tea.N)."""
+    if display == "bon_m":
+        return "bon", m
+    return display, n
+
+
+def measure(law, m: int, n: int, estimator: str, *, groups: int, batches: int, seed: int, tea_keys=None,
+            norm: str = "none"):
+    """Return dict(svr, svr_se, rho, rho_se) for one estimator on one law and budget.
+
+    ``norm``: "none" (raw credit), "batch" or "group" (norm_adv_by_std_in_grpo=True with that
+    algorithm.tea.std_scale; verl's GRPO estimators always normalise per group).
+    """
+    import verl  # noqa: F401  (loads the tea-verl plugin through the entry point)
+
+    tea_keys = dict(tea_keys or {})
+    if norm != "none":
+        tea_keys["std_scale"] = norm
+    norm_flag = norm != "none"
+    reg, n_arg = resolve(estimator, m, n)
+    rng = np.random.default_rng(seed)
+    target = law.best_of(n) - law.best_of(1)
+    adv_n = law.advantage_fn(n)
+    mean = law.mean
+    uids = np.repeat(np.arange(groups), m).astype(object)
+    first = torch.from_numpy(np.arange(groups) * m)
+    num, den = [], []
+    # binning for rho: Gumbel coordinate of the PIT u = F(r)
+    edges = np.linspace(-3.0, math.log(n) + 5.0, 161)
+    sums = np.zeros(edges.size + 1)
+    sq = np.zeros(edges.size + 1)
+    cnt = np.zeros(edges.size + 1)
+    asum = np.zeros(edges.size + 1)
+    for _ in range(batches):
+        x = law.sample(rng, (groups, m)).reshape(-1)
+        scale = float(np.std(x))
+        h = 1e-5 * scale
+        xs = torch.from_numpy(x)
+        c = call_registered(reg, xs, uids, n_arg, norm_flag, **tea_keys).double().numpy()
+        xp, xm = xs.clone(), xs.clone()
+        xp[first] += h
+        xm[first] -= h
+        cp = call_registered(reg, xp, uids, n_arg, norm_flag, **tea_keys).double().numpy()[first.numpy()]
+        cm = call_registered(reg, xm, uids, n_arg, norm_flag, **tea_keys).double().numpy()[first.numpy()]
+        d = (cp - cm) / (2 * h)
+        r1 = x[first.numpy()]
+        num.append(np.sum(d * (r1 - mean)))
+        den.append(np.sum(d))
+        u = np.clip(law.cdf(x), 1e-300, 1 - 1e-16)
+        b = np.digitize(-np.log(-np.log(u)), edges)
+        np.add.at(sums, b, c)
+        np.add.at(sq, b, c * c)
+        np.add.at(cnt, b, 1.0)
+        np.add.at(asum, b, adv_n(x))
+    num, den = np.array(num), np.array(den)
+    ratio = num.sum() / den.sum()
+    svr = ratio / target
+    resid = num - ratio * den
+    svr_se = np.std(resid, ddof=1) * math.sqrt(len(num)) / abs(den.sum()) / target if len(num) > 1 else float("nan")
+    ok = cnt > 1
+    p = cnt[ok] / cnt.sum()
+    chat = sums[ok] / cnt[ok]
+    abin = asum[ok] / cnt[ok]
+    var_within = (sq[ok] / cnt[ok] - chat**2) * cnt[ok] / (cnt[ok] - 1)
+    noise = np.sum(p * var_within / cnt[ok])
+    cov = np.sum(p * (chat - np.sum(p * chat)) * (abin - np.sum(p * abin)))
+    var_c = np.sum(p * (chat - np.sum(p * chat)) ** 2) - noise
+    var_a = np.sum(p * (abin - np.sum(p * abin)) ** 2)
+    rho = cov / math.sqrt(max(var_c, 1e-300) * var_a) if var_c > 0 else float("nan")
+    rho_se = math.sqrt(noise / max(var_c, 1e-300)) * abs(rho) / 2 if var_c > 0 else float("nan")
+    return {"svr": svr, "svr_se": svr_se, "rho": rho, "rho_se": rho_se}
+
+
+class EmpiricalLaw:
+    """A continuous law from observed (standardised) rewards: the linearly interpolated quantile.
+
+    ``Q(u)`` interpolates the sorted atoms ``x_(1..M)`` at plotting positions
+    ``u_i = (i - 0.5)/M``, clamped to ``[x_(1), x_(M)]`` outside; so samples never tie (the
+    estimators' discreteness check stays quiet) and the law is bounded by the data, which is
+    faithful up to quantile ``1 - 1/(2M)``: keep ``M`` well above the deployment ``N``.
+    ``best_of(n) = int Q(u) n u^(n-1) du`` and ``A_n(r) = int_-inf^r F(t)^(n-1) dt`` are computed
+    by quadrature on the atoms (F is piecewise linear there).
+    """
+
+    def __init__(self, values: np.ndarray, name: str = "empirical"):
+        x = np.sort(np.asarray(values, dtype=np.float64).reshape(-1))
+        if x.size < 2 or not np.all(np.isfinite(x)):
+            raise ValueError("an empirical law needs at least 2 finite values")
+        self.name = name
+        self.atoms = x
+        M = x.size
+        self.u = (np.arange(M) + 0.5) / M
+        # the law is the interpolated quantile on [u_1, u_M] with atoms of mass 1/(2M) at both ends
+        self._uu = np.concatenate([[0.0], self.u, [1.0]])
+        self._xx = np.concatenate([[x[0]], x, [x[-1]]])
+
+    def sample(self, rng: np.random.Generator, shape) -> np.ndarray:
+        return np.interp(rng.random(shape), self._uu, self._xx)
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        return np.interp(x, self.atoms, self.u, left=0.0, right=1.0)
+
+    @property
+    def mean(self) -> float:
+        return self.best_of(1)
+
+    def best_of(self, n: int) -> float:
+        # E[max of n] = int_0^1 Q(u) d(u^n); Q is piecewise linear in u: exact on each piece
+        # up to the midpoint rule, refined by evaluating on a dense grid of u
+        u = np.concatenate([self._uu, np.linspace(0.0, 1.0, 200001)])
+        u.sort()
+        q = np.interp(u, self._uu, self._xx)
+        w = np.diff(u**n)
+        return float(np.sum(w * 0.5 * (q[1:] + q[:-1])))
+
+    def advantage_fn(self, n: int):
+        t = self.atoms
+        h = self.u ** (n - 1)
+        cum = np.concatenate([[0.0], np.cumsum(0.5 * (h[1:] + h[:-1]) * np.diff(t))])
+        return lambda r: np.interp(r, t, cum, left=0.0, right=cum[-1]) + np.maximum(r - t[-1], 0.0)
