@@ -8,5 +8,5 @@ import os
 
 __version__ = "0.1.0"
 
-CONFIG_DIR = os.path.join(os.path.dirname(__file__), "config")
+CONFIG_DIR = os.path.join(os.path.dirname(__file__), "conf")
 """Directory holding ``tea_trainer.yaml`` (pass it to verl as ``--config-path``)."""

@@ -44,7 +44,21 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--extrapolate", default="128,256,512,1024", help="comma-separated N' to extrapolate to (those above the sampled n)")
     rep.add_argument("--shape", default="fit", help="tail shape xi of the law: 'fit' (default) or a number < 1")
     rep.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    pf = sub.add_parser(
+        "preflight",
+        help="compose a trainer config and check it before any GPU work (the recipes' dry run)",
+        description="Compose a Hydra config (default: tea_trainer) with overrides, optionally print it, and report "
+        "every setting that would fail late or silently. Exit status 1 when problems are found.",
+    )
+    pf.add_argument("--config-path", default=None, help="config directory (default: the tea_trainer config dir)")
+    pf.add_argument("--config-name", default="tea_trainer")
+    pf.add_argument("--print-config", action="store_true", help="print the fully composed config first")
+    pf.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. algorithm.tea.N=64")
     args, rest = parser.parse_known_args(argv)
+    if args.cmd == "preflight":
+        if rest:
+            parser.error(f"unrecognised arguments: {' '.join(rest)}")
+        return _preflight(args)
     if args.cmd == "bon-report":
         if rest:
             parser.error(f"unrecognised arguments: {' '.join(rest)}")
@@ -61,6 +75,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "diagnose":
         return _diagnose(args)
     return 2
+
+
+def _preflight(args) -> int:
+    import os
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from tea_verl.preflight import check
+
+    config_dir = os.path.abspath(args.config_path or CONFIG_DIR)
+    with initialize_config_dir(config_dir=config_dir, version_base=None):
+        cfg = compose(args.config_name, overrides=list(args.overrides))
+    if args.print_config:
+        try:
+            print(OmegaConf.to_yaml(cfg, resolve=True))
+        except Exception:  # noqa: BLE001 - an interpolation that needs runtime values: print it unresolved
+            print(OmegaConf.to_yaml(cfg))
+    problems = check(cfg)
+    if problems:
+        print(f"preflight: FAILED, {len(problems)} problem(s):")
+        for p in problems:
+            print(f"  - {p}")
+        return 1
+    est = cfg.algorithm.adv_estimator
+    print(f"preflight: OK ({est}, rollout.n = {cfg.actor_rollout_ref.rollout.n}, "
+          f"N = {OmegaConf.select(cfg, 'algorithm.tea.N')}, val_kwargs.n = {cfg.actor_rollout_ref.rollout.val_kwargs.n})")
+    return 0
 
 
 def _diagnose(args) -> int:

@@ -1,6 +1,6 @@
 """The ``algorithm.tea`` config node: one typed object, validated once, errors that name the key.
 
-The same keys, with the same defaults, are declared in ``tea_verl/config/tea_trainer.yaml`` (the
+The same keys, with the same defaults, are declared in ``tea_verl/conf/tea_trainer.yaml`` (the
 Hydra config that extends verl's ``ppo_trainer``) and documented in README.md and
 docs/estimators.md; a test keeps the three in step.
 """

@@ -2,7 +2,8 @@
 
 Identical to ``python -m verl.trainer.main_ppo`` (same Hydra overrides, same checks, verl's
 public ``run_ppo``) except that (1) the default config is ``tea_trainer`` (verl's ``ppo_trainer``
-plus ``algorithm.tea`` and ``reward.best_of_n``) and (2) the task runner is
+plus ``algorithm.tea`` and ``reward.best_of_n``), (2) :mod:`tea_verl.preflight` checks the config
+before Ray starts, and (3) the task runner is
 :class:`tea_verl.validation.TeaTaskRunner`, whose trainer adds the best-of-N validation metrics.
 Why a thin entry point and not a patch: verl 0.9.1 has no validation-metrics hook, but
 ``run_ppo(config, task_runner_class)`` is public; a patch would have to be re-applied to every
@@ -14,7 +15,7 @@ from __future__ import annotations
 import hydra
 
 
-@hydra.main(config_path="config", config_name="tea_trainer", version_base=None)
+@hydra.main(config_path="conf", config_name="tea_trainer", version_base=None)
 def main(config) -> None:
     from verl.trainer.main_ppo import run_ppo
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
@@ -22,6 +23,7 @@ def main(config) -> None:
     from verl.utils.device import auto_set_device
 
     from tea_verl.config import BestOfNConfig, ConfigError
+    from tea_verl.preflight import PreflightError, check
     from tea_verl.validation import TeaTaskRunner
 
     if not config.trainer.get("use_v1", True):
@@ -30,6 +32,9 @@ def main(config) -> None:
             "trainer.use_v1=false (the deprecated legacy trainer) is not supported."
         )
     BestOfNConfig.from_config(config)  # validate before Ray starts
+    problems = check(config)
+    if problems:
+        raise PreflightError(problems)
     auto_set_device(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
     run_ppo(config, task_runner_class=TeaTaskRunner)

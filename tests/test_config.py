@@ -47,7 +47,7 @@ def test_numeric_shape_from_the_command_line_string():
 
 
 def test_yaml_declares_every_key_with_the_dataclass_default():
-    with open(os.path.join(CONFIG_DIR, "tea_trainer.yaml")) as f:
+    with open(os.path.join(CONFIG_DIR, "tea_keys.yaml")) as f:
         declared = yaml.safe_load(f)["algorithm"]["tea"]
     fields = {f.name: f for f in dataclasses.fields(TeaConfig) if f.name != "extra"}
     assert set(declared) == set(fields)
@@ -112,7 +112,7 @@ def test_documented_runtime_env_override_composes():
 def test_best_of_n_yaml_declares_every_key_with_the_dataclass_default():
     from tea_verl.config import BestOfNConfig
 
-    with open(os.path.join(CONFIG_DIR, "tea_trainer.yaml")) as f:
+    with open(os.path.join(CONFIG_DIR, "tea_keys.yaml")) as f:
         declared = yaml.safe_load(f)["reward"]["best_of_n"]
     fields = {f.name: f for f in dataclasses.fields(BestOfNConfig) if f.name != "extra"}
     assert set(declared) == set(fields)

@@ -1,0 +1,67 @@
+# Shared launcher of the best-of-N recipes; sourced by recipes/<name>/run_*.sh after they set
+# their environment (every variable below has a default there). Not executable on its own.
+# shellcheck shell=bash
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CONFIG_DIR="$REPO_ROOT/recipes/config"
+PYTHON="${PYTHON:-python}"
+
+case "$METHOD" in
+  grpo | tea | prefix_tea) ;;
+  *) echo "METHOD must be grpo, tea or prefix_tea (got '$METHOD')" >&2; exit 2 ;;
+esac
+
+# Hydra overrides from the environment: everything else comes from recipes/config/bon_recipe.yaml
+OVERRIDES=(
+  "data.train_files=$DATA_DIR/train.parquet"
+  "data.val_files=$DATA_DIR/core250.parquet"
+  "data.train_batch_size=$TRAIN_BATCH_SIZE"
+  "data.max_prompt_length=$MAX_PROMPT_LENGTH"
+  "data.max_response_length=$MAX_RESPONSE_LENGTH"
+  "actor_rollout_ref.model.path=$POLICY_PATH"
+  "actor_rollout_ref.rollout.n=$M"
+  "actor_rollout_ref.rollout.tensor_model_parallel_size=$ROLLOUT_TP"
+  "actor_rollout_ref.rollout.val_kwargs.n=$VAL_N"
+  "algorithm.tea.N=$N"
+  "reward.reward_model.model_path=$RM_PATH"
+  "trainer.nnodes=$NNODES"
+  "trainer.n_gpus_per_node=$GPUS_PER_NODE"
+  "trainer.total_training_steps=$TOTAL_STEPS"
+  "trainer.project_name=tea_verl_recipes"
+  "trainer.experiment_name=${RECIPE}_${METHOD}_m${M}_N${N}"
+  "trainer.validation_data_dir=$OUT_DIR/${RECIPE}_${METHOD}_m${M}_N${N}/validation"
+  "trainer.default_local_dir=$OUT_DIR/${RECIPE}_${METHOD}_m${M}_N${N}/checkpoints"
+  "trainer.logger=$LOGGER"
+)
+
+dry_run() {
+  echo "# dry run: $RECIPE, METHOD=$METHOD (no training is started)"
+  "$PYTHON" -m tea_verl.cli preflight --print-config --config-path "$CONFIG_DIR" --config-name "$METHOD" \
+    "${OVERRIDES[@]}" "$@"
+}
+
+run_single_node() {
+  if [ "$DRY_RUN" = "1" ]; then
+    dry_run "$@"
+    return
+  fi
+  "$PYTHON" -m tea_verl.main_ppo --config-path "$CONFIG_DIR" --config-name "$METHOD" "${OVERRIDES[@]}" "$@"
+}
+
+run_multi_node() {
+  # The job's runtime env carries the plugin registration to every worker: the repository is the
+  # working_dir (on every worker's PYTHONPATH) and VERL_USE_EXTERNAL_MODULES makes each
+  # `import verl` import tea_verl.plugin, even where tea-verl is not pip-installed.
+  local runtime_env
+  runtime_env=$(printf '{"working_dir": "%s", "excludes": [".venv", ".git", "data", "outputs", "checkpoints", "demo_out"], "env_vars": {"VERL_USE_EXTERNAL_MODULES": "tea_verl.plugin", "TOKENIZERS_PARALLELISM": "true"}}' "$REPO_ROOT")
+  local cmd=(ray job submit --address "$RAY_ADDRESS" --runtime-env-json "$runtime_env" --
+    python -m tea_verl.main_ppo --config-path recipes/config --config-name "$METHOD" "${OVERRIDES[@]}" "$@")
+  if [ "$DRY_RUN" = "1" ]; then
+    dry_run "$@"
+    echo "# would submit:"
+    printf '%q ' "${cmd[@]}"
+    echo
+    return
+  fi
+  "${cmd[@]}"
+}

@@ -1,0 +1,1 @@
+"""Hydra configs shipped with tea-verl (``pkg://tea_verl.conf``): ``tea_trainer.yaml``."""

@@ -1,0 +1,176 @@
+"""Preflight: settings that would fail late (after model loading and the first rollout) or silently.
+
+``check(config)`` returns every problem found in a composed trainer config, each naming the key
+and the fix. ``tea_verl.main_ppo`` runs it before Ray starts; ``tea-verl preflight`` (the recipes'
+dry run) prints the composed config and the verdict without starting anything.
+
+Checks:
+
+* ``algorithm.adv_estimator`` is registered (verl validates it only at the first advantage).
+* tea / prefix_tea: ``algorithm.tea.N`` set and above ``rollout.n`` (at or below it they reduce to
+  ``bon``, which is then the estimator to name); bon: ``N <= rollout.n``.
+* ``rollout.n >= 2`` (a group of one has no comparison).
+* validation: ``val_kwargs.n`` at least the reported N (``algorithm.tea.N``), and sampling, not
+  greedy decoding (``do_sample`` with ``temperature > 0``): greedy samples are identical copies.
+* a reward: the reward model (``reward.reward_model.enable`` with ``model_path``) or a reward
+  function (``reward.custom_reward_function.path``); with the ``best_of_n`` manager its own
+  settings and routing (:class:`tea_verl.config.BestOfNConfig`).
+* verl's own ``validate_config`` (batch sizes against GPUs, micro batches, ...), which runs on CPU.
+* the data files exist (local paths; remote URIs are left to verl).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+__all__ = ["Problem", "check", "PreflightError", "TAIL_ESTIMATORS"]
+
+TAIL_ESTIMATORS = ("tea", "prefix_tea")
+
+
+@dataclass
+class Problem:
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+class PreflightError(ValueError):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("preflight found %d problem(s):\n" % len(problems) + "\n".join(f"  - {p}" for p in problems))
+
+
+def _sel(cfg, path: str, default=None):
+    from omegaconf import OmegaConf
+
+    try:
+        v = OmegaConf.select(cfg, path, default=default, throw_on_missing=False)
+    except Exception:  # noqa: BLE001 - an unresolvable interpolation counts as unset here
+        return default
+    return default if v is None else v
+
+
+def _is_missing(cfg, path: str) -> bool:
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.is_missing(cfg, path)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _files(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def check(cfg) -> list[Problem]:
+    """Every problem in a composed trainer config (an OmegaConf DictConfig); empty when ready."""
+    import verl  # noqa: F401  (plugins register their estimators and managers)
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+
+    from tea_verl.config import BestOfNConfig, ConfigError, TeaConfig
+
+    problems: list[Problem] = []
+    est = str(_sel(cfg, "algorithm.adv_estimator", ""))
+    builtin = {"gae", "grpo"}  # compute_advantage's own branches
+    if est not in ADV_ESTIMATOR_REGISTRY and est not in builtin:
+        problems.append(Problem(
+            "algorithm.adv_estimator",
+            f"{est!r} is not a registered advantage estimator (verl would fail only at the first advantage "
+            f"computation, after the first rollout); registered: {', '.join(sorted(ADV_ESTIMATOR_REGISTRY))}. "
+            "If it is tea/prefix_tea/bon, check that tea-verl is installed where the trainer runs.",
+        ))
+    n_roll = _sel(cfg, "actor_rollout_ref.rollout.n", 1)
+    if int(n_roll) < 2:
+        problems.append(Problem("actor_rollout_ref.rollout.n", f"is {n_roll}: groups need >= 2 rollouts per prompt (set the m of best-of-N training, e.g. 8)"))
+    N = None
+    if est in (*TAIL_ESTIMATORS, "bon"):
+        try:
+            N = TeaConfig.from_algorithm(_sel(cfg, "algorithm")).N
+        except ConfigError as exc:
+            problems.append(Problem("algorithm.tea", str(exc)))
+        if N is not None and est in TAIL_ESTIMATORS and N <= int(n_roll):
+            problems.append(Problem(
+                "algorithm.tea.N",
+                f"N = {N} is not above rollout.n = {n_roll}: {est} then reduces to the exact estimator; "
+                "use algorithm.adv_estimator=bon, or set N to the deployment best-of-N (> rollout.n).",
+            ))
+        if N is not None and est == "bon" and N > int(n_roll):
+            problems.append(Problem(
+                "algorithm.tea.N",
+                f"N = {N} is above rollout.n = {n_roll}: the exact bon estimator needs N <= m; use tea or "
+                "prefix_tea to extrapolate to N, or raise rollout.n.",
+            ))
+    else:
+        N = _sel(cfg, "algorithm.tea.N")  # the reported deployment N for a baseline run
+    val_n = int(_sel(cfg, "actor_rollout_ref.rollout.val_kwargs.n", 1))
+    if N is not None and val_n < int(N):
+        problems.append(Problem(
+            "actor_rollout_ref.rollout.val_kwargs.n",
+            f"is {val_n}, below the reported best-of-N (algorithm.tea.N = {N}): validation would measure "
+            f"best-of-k only up to {val_n}; set val_kwargs.n >= {N}.",
+        ))
+    temp = float(_sel(cfg, "actor_rollout_ref.rollout.val_kwargs.temperature", 0.0))
+    do_sample = bool(_sel(cfg, "actor_rollout_ref.rollout.val_kwargs.do_sample", False))
+    if val_n > 1 and (not do_sample or temp <= 0):
+        problems.append(Problem(
+            "actor_rollout_ref.rollout.val_kwargs",
+            f"greedy validation (do_sample={do_sample}, temperature={temp}) with n = {val_n}: every sample of a "
+            "prompt is the same response, so best-of-k is flat. Set val_kwargs.do_sample=true and "
+            "val_kwargs.temperature to the deployment temperature (e.g. 1.0).",
+        ))
+    rm_on = bool(_sel(cfg, "reward.reward_model.enable", False))
+    rm_path = _sel(cfg, "reward.reward_model.model_path")
+    fn_path = _sel(cfg, "reward.custom_reward_function.path")
+    if rm_on and not rm_path:
+        problems.append(Problem("reward.reward_model.model_path", "reward.reward_model.enable=true but no model_path: set the reward model (e.g. Skywork/Skywork-Reward-V2-Qwen3-1.7B)"))
+    if rm_on and _is_missing(cfg, "reward.reward_model.rollout.name"):
+        problems.append(Problem("reward.reward_model.rollout.name", "the reward model's serving engine is unset: set vllm (or sglang)"))
+    if not rm_on and not fn_path:
+        problems.append(Problem(
+            "reward",
+            "no reward model (reward.reward_model.enable) and no reward function (reward.custom_reward_function.path): "
+            "verl would fall back to its rule-based default_compute_score, which scores only its built-in data "
+            "sources (math, code, ...). Enable a reward model or point to a reward function.",
+        ))
+    if str(_sel(cfg, "reward.reward_manager.name", "")) == "best_of_n":
+        try:
+            s = BestOfNConfig.from_config(cfg)
+        except ConfigError as exc:
+            problems.append(Problem("reward.best_of_n", str(exc)))
+        else:
+            if rm_on and not fn_path:
+                problems.append(Problem(
+                    "reward.custom_reward_function.path",
+                    "with the reward model enabled verl 0.9.1 calls the best_of_n manager only when a custom reward "
+                    "function is set: reward.custom_reward_function.path=pkg://tea_verl.rewards "
+                    "reward.custom_reward_function.name=reward_model_via_best_of_n",
+                ))
+            if s.proxy == "reward_model" and not rm_on:
+                problems.append(Problem("reward.best_of_n.proxy", "proxy=reward_model needs reward.reward_model.enable=true"))
+    try:  # verl's own checks (batch sizes against GPUs, micro batches, ...): they run on CPU too
+        import contextlib
+        import io
+
+        from verl.trainer.ppo.utils import need_critic, need_reference_policy
+        from verl.utils.config import validate_config
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            validate_config(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+    except Exception as exc:  # noqa: BLE001 - reported as a problem, with verl's message
+        problems.append(Problem("verl validate_config", f"{type(exc).__name__}: {exc}"))
+    for key in ("data.train_files", "data.val_files"):
+        for f in _files(_sel(cfg, key)):
+            if "://" in f:
+                continue
+            if not os.path.exists(os.path.expanduser(f)):
+                problems.append(Problem(key, f"{f} does not exist (prepare the data first: recipes/data/prepare_*.py)"))
+    return problems
