@@ -231,11 +231,12 @@ def test_each_preflight_failure_names_the_key_and_the_fix(data_files, method, ov
     assert hits, [str(p) for p in problems]
 
 
-def test_main_entry_point_runs_preflight_before_starting_ray():
+def test_main_entry_point_runs_preflight_before_starting_ray(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "tea_verl.main_ppo", "--config-path", RECIPE_CONFIG, "--config-name", "tea",
          "data.train_files=/nonexistent/train.parquet"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "HYDRA_FULL_ERROR": "1"},
+        cwd=tmp_path,  # Hydra writes its outputs/ run directory here
     )
     assert out.returncode != 0
     assert "PreflightError" in out.stderr and "/nonexistent/train.parquet does not exist" in out.stderr
