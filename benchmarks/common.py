@@ -86,3 +86,16 @@ def compose_tea_trainer(overrides=()):
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         return compose("tea_trainer", overrides=["algorithm.tea.N=64", *overrides])
+
+
+def rm_best_of_n_overrides(model_dir: str) -> list[str]:
+    """Hydra overrides for the best_of_n manager scoring with a reward model behind verl's router
+    (``model_dir``: a local directory holding the reward model's tokenizer)."""
+    return [
+        "reward.reward_manager.name=best_of_n",
+        "reward.reward_model.enable=True",
+        f"reward.reward_model.model_path={model_dir}",
+        "reward.reward_model.rollout.name=vllm",
+        "reward.custom_reward_function.path=pkg://tea_verl.rewards",
+        "reward.custom_reward_function.name=reward_model_via_best_of_n",
+    ]

@@ -2,23 +2,10 @@
 
     python -m benchmarks.quality [--laws normal,beta25,gumbel] [--budgets 4x32,8x64,16x256]
 
-For a location-scale family around (mean, 1), the true best-of-N gradient has
-``grad_{log sigma} J_N / grad_mu J_N = J_N - J_1``. An estimator's implied ratio is
-``E[c_1 s_logsigma(R_1)] / E[c_1 s_mu(R_1)]``; by the score-function identity this equals
-``E[dc_1/dr_1 (R_1 - mean)] / E[dc_1/dr_1]`` (pathwise form: sample 1 is perturbed, the other
-m-1 are held), which we measure by central finite differences through the registered verl
-functions. The score form has infinite variance on Beta(2,5) (its location Fisher information
-diverges at the lower edge of the support); the pathwise form does not.
-``SVR = implied / (J_N - J_1)``; 1 is right, GRPO is 0.
-
-``rho = Corr_F(c_hat(R), A_N(R))`` with ``c_hat(r) = E[c_1 | r_1 = r]`` estimated by binning
-all samples on a grid uniform in the Gumbel coordinate of their PIT (resolves the upper tail),
-and the binned Monte Carlo variance subtracted from Var(c_hat) ("noise removed").
-
-Every batch holds ``--groups`` prompts (a realistic verl batch), so the pooled tail-shape fit of
-tea/prefix_tea sees what it would see in training. Advantages are not std-normalised here
-(``norm_adv_by_std_in_grpo=False``): SVR and rho are properties of the credit itself.
-Standard errors come from independent batches.
+Prints SVR (the estimator's implied spread/location gradient ratio over the truth; 1 is right,
+GRPO is 0) and rho (alignment of the expected credit with the true best-of-N advantage, Monte
+Carlo noise removed) per law and budget, with standard errors from independent batches of
+``--groups`` prompts. The definitions and the measurement are ``tea_verl.quality``'s docstring.
 """
 
 from __future__ import annotations

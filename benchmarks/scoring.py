@@ -59,17 +59,12 @@ def build_items(tok_dir: str, samples: int, per_prompt: int = 16):
 
 
 def make_manager(tok_dir: str, tok, address: str, concurrency: int, retries: int = 4):
-    from benchmarks.common import compose_tea_trainer
+    from benchmarks.common import compose_tea_trainer, rm_best_of_n_overrides
     from verl.trainer.ppo.reward import load_reward_manager
 
     cfg = compose_tea_trainer(
         [
-            "reward.reward_manager.name=best_of_n",
-            "reward.reward_model.enable=True",
-            f"reward.reward_model.model_path={tok_dir}",
-            "reward.reward_model.rollout.name=vllm",
-            "reward.custom_reward_function.path=pkg://tea_verl.rewards",
-            "reward.custom_reward_function.name=reward_model_via_best_of_n",
+            *rm_best_of_n_overrides(tok_dir),
             f"reward.best_of_n.max_concurrency={concurrency}",
             f"reward.best_of_n.max_retries={retries}",
             "reward.best_of_n.backoff_s=0.05",

@@ -1,4 +1,11 @@
-"""``tea-verl`` command line."""
+"""tea-verl: best-of-N post-training for verl.
+
+  demo        the mismatch bandit on CPU (the main job): every estimator against the N-rollout oracle
+  diagnose    your reward samples: tail shape, scaling-law check, estimator quality, a recommendation
+  bon-report  best-of-k and selected-gold curves, the scaling-law fit and its extrapolation
+  preflight   compose a trainer config and check it before any GPU work
+  config-dir  the directory of tea_trainer.yaml (for verl's --config-path)
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ from tea_verl import CONFIG_DIR, __version__
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tea-verl", description=__doc__)
+    parser = argparse.ArgumentParser(prog="tea-verl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("config-dir", help="print the directory of tea_trainer.yaml (for --config-path)")

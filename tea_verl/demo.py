@@ -205,10 +205,10 @@ class Progress:
         self._last = tick
         bar = "#" * int(self.width * frac)
         elapsed = time.perf_counter() - self.t0
-        eta = elapsed / frac - elapsed if frac > 0 else float("nan")
+        eta = f"~{elapsed / frac - elapsed:4.0f}s left" if frac > 0.02 else "          "
         end = "" if self.tty else "\n"
         start = "\r" if self.tty else ""
-        self.stream.write(f"{start}  [{bar:<{self.width}s}] {100 * frac:5.1f}%  {label:<28s} {elapsed:5.0f}s elapsed, ~{eta:4.0f}s left {end}")
+        self.stream.write(f"{start}  [{bar:<{self.width}s}] {100 * frac:5.1f}%  {label:<28s} {elapsed:5.0f}s elapsed, {eta} {end}")
         self.stream.flush()
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ import pytest
 import verl  # noqa: F401 - loads the tea-verl plugin (registrations)
 from benchmarks.servers import ScoringServer
 from benchmarks.tiny import build_reward_model, build_tokenizer, model_score_fn, rollout_batch
+from benchmarks.common import rm_best_of_n_overrides
 from bon_fixtures import compose
 from tea_verl.config import ConfigError
 from tea_verl.reward_manager import BestOfNRewardManager, ScoringError
@@ -41,12 +42,7 @@ def rm_score(tok):
 
 def rm_overrides(tok_dir, **best_of_n):
     return [
-        "reward.reward_manager.name=best_of_n",
-        "reward.reward_model.enable=True",
-        f"reward.reward_model.model_path={tok_dir}",
-        "reward.reward_model.rollout.name=vllm",
-        "reward.custom_reward_function.path=pkg://tea_verl.rewards",
-        "reward.custom_reward_function.name=reward_model_via_best_of_n",
+        *rm_best_of_n_overrides(tok_dir),
         f"actor_rollout_ref.model.path={tok_dir}",
         "reward.best_of_n.backoff_s=0.01",
         "reward.best_of_n.backoff_max_s=0.05",

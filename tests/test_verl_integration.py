@@ -263,24 +263,14 @@ def test_best_of_n_manager_scores_inside_verls_reward_loop_actor(ray_cluster, tm
     ray = ray_cluster
     from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
 
-    from benchmarks.common import compose_tea_trainer
+    from benchmarks.common import compose_tea_trainer, rm_best_of_n_overrides
     from benchmarks.servers import ScoringServer, hash_score
     from benchmarks.tiny import build_tokenizer, rollout_batch
 
     tok = build_tokenizer(str(tmp_path))
     data = rollout_batch(tok, n=3)
     with ScoringServer(score_fn=hash_score) as srv:
-        cfg = compose_tea_trainer(
-            [
-                "reward.reward_manager.name=best_of_n",
-                "reward.reward_model.enable=True",
-                f"reward.reward_model.model_path={tmp_path}",
-                "reward.reward_model.rollout.name=vllm",
-                "reward.custom_reward_function.path=pkg://tea_verl.rewards",
-                "reward.custom_reward_function.name=reward_model_via_best_of_n",
-                f"actor_rollout_ref.model.path={tmp_path}",
-            ]
-        )
+        cfg = compose_tea_trainer([*rm_best_of_n_overrides(str(tmp_path)), f"actor_rollout_ref.model.path={tmp_path}"])
         worker = ray.remote(RewardLoopWorker).remote(cfg, srv.address)
         out = ray.get(worker.compute_score_batch.remote(data))
         served = dict(srv.successes)
