@@ -136,6 +136,7 @@ class BestOfNRewardManager(RewardManagerBase):
         self._session = None
         self._session_loop = None
         self.stats = {"requests": 0, "retries": 0}
+        self._warned_bare = False
 
     # ------------------------------------------------------------------------------------------
     # concurrency and retries
@@ -237,6 +238,16 @@ class BestOfNRewardManager(RewardManagerBase):
         valid_len = int(item.batch["attention_mask"][-response_ids.shape[-1] :].sum())
         valid_ids = response_ids[:valid_len]
         nt = item.non_tensor_batch
+        if "reward_model" not in nt and self.settings.gold == "function" and not self._warned_bare:
+            # verl 0.9.1's colocated reward-model path (reward.reward_model.enable_resource_pool=false)
+            # hands the manager only prompts, responses and the chat: no ground truth, no data source
+            self._warned_bare = True
+            logger.warning(
+                "best_of_n: samples arrive without their dataset fields (reward_model, data_source, extra_info), as "
+                "in verl's colocated reward-model path; the gold verifier needs reward_model.ground_truth, so gold "
+                "scores are unavailable here. Set reward.reward_model.enable_resource_pool=true (the reward loop then "
+                "runs beside the rollout and sees every field)."
+            )
         data_source = nt.get("data_source", "unknown")
         reward_model = nt.get("reward_model") or {}
         ground_truth = reward_model.get("ground_truth") if hasattr(reward_model, "get") else None

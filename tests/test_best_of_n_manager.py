@@ -254,3 +254,23 @@ def test_routing_marker_refuses_other_managers():
 
     with pytest.raises(RuntimeError, match=r"routing marker for reward.reward_manager.name=best_of_n"):
         reward_model_via_best_of_n(data_source="x", solution_str="y", ground_truth=None, extra_info={})
+
+
+def test_colocated_path_without_dataset_fields_warns_once_that_gold_is_unavailable(tmp_path, tok, tok_dir, rm_score, caplog):
+    """verl's colocated reward-model path sends only prompts, responses, attention_mask and raw_prompt."""
+    from verl import DataProto
+
+    verifier = tmp_path / "v.py"
+    verifier.write_text("def compute_score(data_source, solution_str, ground_truth, extra_info=None):\n    return 1.0\n")
+    full = rollout_batch(tok, n=2)
+    bare = DataProto.from_dict(
+        tensors={k: full.batch[k] for k in ("prompts", "responses", "attention_mask")},
+        non_tensors={"raw_prompt": full.non_tensor_batch["raw_prompt"]},
+    )
+    with ScoringServer(score_fn=rm_score) as srv:
+        manager = make_manager(tok, tok_dir, srv.address, gold="function", gold_function_path=str(verifier))
+        with caplog.at_level("WARNING", logger="tea_verl"):
+            out = score_batch(manager, bare)
+    assert all(o["reward_extra_info"]["bon_gold_score"] is None for o in out)
+    assert all(isinstance(o["reward_score"], float) for o in out)
+    assert caplog.text.count("gold scores are unavailable here") == 1
