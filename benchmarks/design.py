@@ -19,6 +19,13 @@ Sections (exact quadrature unless stated; the laws are normal, Beta(2,5), Gumbel
 * ``mixture``: the policy gradient direction between two response modes when one group's law
   is a mixture (the mismatch bandit's state during training): estimator vs truth for
   d/d(p_B - p_A) of J_N, with xi fitted on k >= 1 or k >= 2.
+* ``prefix_variants`` (opt-in, about 4 minutes): prefix_tea weight choices aimed at its no-regret
+  shortfall, each substituted for ``prefix_tea_weights`` and run end to end at m = 8, N = 64:
+  as shipped; extra constraints cancelling geometric terms ``q^(k-1)`` (the saturating
+  derivative curve of a dominated mode); least ``|w|^2`` with monotone rank credit (prefix
+  sums of the rank weights >= 0), with ``w_1`` (the RLOO weight) free and with ``w_1 >= 0``
+  (a linear program shows it infeasible: monotone credit needs a negative RLOO weight). Prints |w|, SVR and
+  rho on the normal law, and the no-regret and mismatch bandit scores after 1000 steps.
 """
 
 from __future__ import annotations
@@ -200,13 +207,94 @@ def section_discrete():
                   f"{m * (1 - p) ** (m - 1):7.3f} {cells[0]:+8.3f} {cells[1]:+8.3f}")
 
 
+def _geometric_weights(qs):
+    def weights(m, n, xi, order=1, rho=-1.0):
+        if n <= m:
+            return ORIGINAL_PREFIX_WEIGHTS(m, n, xi, order, rho)
+        C, d = E._constraints(m, n, xi, order, rho)
+        k = torch.arange(1, m + 1, dtype=torch.float64)
+        C = torch.cat([C] + [(q ** (k - 1))[None, :] for q in qs])
+        d = torch.cat([d] + [torch.tensor([q ** (n - 1)], dtype=torch.float64) for q in qs])
+        w = torch.zeros(m, dtype=torch.float64)
+        sub = C[:, 1:]
+        w[1:] = sub.T @ torch.linalg.solve(sub @ sub.T, d)
+        return w
+
+    return weights
+
+
+def _monotone_weights(w1_free: bool):
+    from scipy.optimize import linprog, minimize
+
+    def weights(m, n, xi, order=1, rho=-1.0):
+        if n <= m:
+            return ORIGINAL_PREFIX_WEIGHTS(m, n, xi, order, rho)
+        C, d = (t.numpy() for t in E._constraints(m, n, xi, order, rho))
+        cols = [E.prefix_to_rank_weights(torch.eye(m, dtype=torch.float64)[k])[0] for k in range(m)]
+        P = np.tril(np.ones((m - 1, m - 1))) @ torch.stack(cols, 1).numpy()  # prefix sums of omega
+        bounds = [(None, None) if w1_free else (0.0, None)] + [(None, None)] * (m - 1)
+        lp = linprog(np.zeros(m), A_ub=-P, b_ub=np.zeros(m - 1), A_eq=C, b_eq=d, bounds=bounds)
+        if lp.status == 2:
+            raise ValueError("infeasible (linear program): no moment-cancelling weights with w_1 >= 0 give monotone credit")
+        r = minimize(lambda w: w @ w, ORIGINAL_PREFIX_WEIGHTS(m, n, xi, order, rho).numpy(), jac=lambda w: 2 * w,
+                     constraints=[{"type": "eq", "fun": lambda w: C @ w - d, "jac": lambda w: C},
+                                  {"type": "ineq", "fun": lambda w: P @ w, "jac": lambda w: P}],
+                     bounds=bounds, method="SLSQP", options={"maxiter": 500, "ftol": 1e-14})
+        if not r.success:
+            raise ValueError(f"infeasible: {r.message}")
+        return torch.tensor(r.x, dtype=torch.float64)
+
+    return weights
+
+
+ORIGINAL_PREFIX_WEIGHTS = E.prefix_tea_weights
+
+
+def section_prefix_variants(m: int = 8, n: int = 64):
+    import functools
+
+    import verl  # noqa: F401
+
+    from benchmarks.bandit import run
+    from tea_verl.quality import measure
+
+    variants = {
+        "shipped (least |w|^2, k >= 2)": ORIGINAL_PREFIX_WEIGHTS,
+        "+ cancel q^(k-1), q = 0.5": _geometric_weights([0.5]),
+        "+ cancel q^(k-1), q = 0.75": _geometric_weights([0.75]),
+        "+ cancel q = 0.5 and 0.8": _geometric_weights([0.5, 0.8]),
+        "monotone credit, w_1 free": _monotone_weights(True),
+        "monotone credit, w_1 >= 0": _monotone_weights(False),
+    }
+    print(f"## prefix_variants: m = {m}, N = {n}; SVR/rho on normal; bandits after 1000 steps (3 seeds)")
+    print(f"{'variant':32s} {'|w|':>7s} {'w_1':>7s} {'SVR':>6s} {'rho':>6s} {'no regret':>10s} {'mismatch':>9s}")
+    try:
+        for name, fn in variants.items():
+            try:
+                w = fn(m, n, 0.0)
+            except ValueError as exc:
+                print(f"{name:32s} {str(exc)}")
+                continue
+            E.prefix_tea_weights = functools.lru_cache(maxsize=256)(fn)
+            r = measure(LAWS["normal"], m, n, "prefix_tea", groups=512, batches=40, seed=0)
+            scores = {}
+            for task in ("random", "mismatch"):
+                res = run(task, m, n, ["prefix_tea"], 3, 96, [1000], 0.05, progress=False)
+                scores[task] = float(np.mean(res["prefix_tea"][0]))
+            print(f"{name:32s} {float(w.norm()):7.2f} {float(w[0]):7.2f} {r['svr']:6.2f} {r['rho']:6.2f} "
+                  f"{scores['random']:10.3f} {scores['mismatch']:9.3f}", flush=True)
+    finally:
+        E.prefix_tea_weights = ORIGINAL_PREFIX_WEIGHTS
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sections", default="basis,plugin,weights,mixture,discrete")
+    ap.add_argument("--sections", default="basis,plugin,weights,mixture,discrete",
+                    help="comma list; prefix_variants (about 4 minutes) runs only when named")
     args = ap.parse_args(argv)
     for s in args.sections.split(","):
         {"basis": section_basis, "plugin": section_plugin, "weights": section_weights,
-         "mixture": section_mixture, "discrete": section_discrete}[s]()
+         "mixture": section_mixture, "discrete": section_discrete, "prefix_variants": section_prefix_variants}[s]()
         print(flush=True)
     return 0
 
