@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-import torch
 
 __all__ = ["Law", "LAWS", "EXTRA_LAWS", "ALL_LAWS", "call_registered", "resolve", "ESTIMATOR_NAMES"]
 

@@ -34,7 +34,7 @@ from tea_verl.report import ReportError, analyse, samples_from_verl
 
 logger = logging.getLogger("tea_verl")
 
-__all__ = ["bon_validation_metrics", "with_bon_validation", "bon_trainers", "TeaTaskRunner"]
+__all__ = ["bon_validation_metrics", "with_bon_validation", "bon_trainers", "TeaTaskRunner"]  # noqa: F822 (lazy, below)
 
 
 def bon_validation_metrics(data_sources, sample_uids, reward_extra_infos_dict, settings: BestOfNConfig | None = None) -> dict[str, float]:

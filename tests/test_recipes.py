@@ -109,6 +109,7 @@ def test_prepared_fixtures_load_in_verls_rlhfdataset_and_the_core_split_is_stabl
     first = prepare(script, tmp_path / "a", os.path.join(FIXTURES, fixture), *args)
     assert first.returncode == 0, first.stderr
     second = prepare(script, tmp_path / "b", os.path.join(FIXTURES, fixture), *args)
+    assert second.returncode == 0, second.stderr
     summary = json.load(open(tmp_path / "a" / "prep_summary.json"))
     assert summary["too_long"]["eval"] == 1  # the length filter dropped the over-long fixture prompt
     assert summary["duplicates"]["eval"] >= 1 and summary["duplicates"]["train"] >= 1

@@ -242,7 +242,7 @@ def test_estimators_are_registered_inside_a_ray_actor(ray_cluster):
     @ray.remote
     class Worker:  # a fresh worker process: only `import verl` and the entry point register tea
         def advantages(self, rewards, mask, uids):
-            import verl  # noqa: F401
+            import verl  # noqa: F401,F811 - in the actor process
             from omegaconf import OmegaConf
             from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 
