@@ -213,9 +213,9 @@ class BestOfNRewardManager(RewardManagerBase):
     # ------------------------------------------------------------------------------------------
     # scoring
     # ------------------------------------------------------------------------------------------
-    def _chat_input(self, item, response_text: str, tokenizer) -> str:
+    def _chat_input(self, nt: dict, response_text: str, tokenizer) -> str:
         """The reward-model input exactly as verl's RewardLoopWorker builds it."""
-        chat = list(item.non_tensor_batch["raw_prompt"])
+        chat = list(nt["raw_prompt"])
         chat.append({"role": "assistant", "content": response_text})
         text = tokenizer.apply_chat_template(chat, add_generation_prompt=False, tokenize=False)
         if tokenizer.bos_token is not None and text.startswith(tokenizer.bos_token):
@@ -233,11 +233,13 @@ class BestOfNRewardManager(RewardManagerBase):
             return await self._score(data)
 
     async def _score(self, data: DataProto) -> dict:
-        item = data[len(data) - 1]  # multi-output sessions: the last output carries the reward (as in verl)
-        response_ids = item.batch["responses"]
-        valid_len = int(item.batch["attention_mask"][-response_ids.shape[-1] :].sum())
+        # multi-output sessions: the last output carries the reward (as in verl). Read the fields of
+        # the last row directly: building a DataProtoItem indexes every tensor of the batch
+        last = len(data) - 1
+        response_ids = data.batch["responses"][last]
+        valid_len = int(data.batch["attention_mask"][last, -response_ids.shape[-1] :].sum())
         valid_ids = response_ids[:valid_len]
-        nt = item.non_tensor_batch
+        nt = {key: values[last] for key, values in data.non_tensor_batch.items()}
         if "reward_model" not in nt and self.settings.gold == "function" and not self._warned_bare:
             # verl 0.9.1's colocated reward-model path (reward.reward_model.enable_resource_pool=false)
             # hands the manager only prompts, responses and the chat: no ground truth, no data source
@@ -264,7 +266,7 @@ class BestOfNRewardManager(RewardManagerBase):
             raw = self.tokenizer.decode(valid_ids)
             if self.tokenizer.eos_token:
                 raw = raw.replace(self.tokenizer.eos_token, "")
-            payload = {"model": self.rm_model, "input": self._chat_input(item, raw, self.reward_model_tokenizer)}
+            payload = {"model": self.rm_model, "input": self._chat_input(nt, raw, self.reward_model_tokenizer)}
             if self.rm_engine == "vllm":
                 payload["use_activation"] = False
             proxy = await self._with_retries(
@@ -305,7 +307,7 @@ class BestOfNRewardManager(RewardManagerBase):
             g = await self._with_retries("the gold verifier", sample, call_gold)
             gold = float(g["score"] if isinstance(g, dict) else g)
         elif s.gold == "endpoint" and "raw_prompt" in nt:
-            payload = {"model": s.gold_model, "input": self._chat_input(item, response_str, self.gold_tokenizer), "use_activation": False}
+            payload = {"model": s.gold_model, "input": self._chat_input(nt, response_str, self.gold_tokenizer), "use_activation": False}
             gold = await self._with_retries("the gold endpoint", sample, lambda: self._post_classify(s.gold_endpoint, payload, "vllm"))
 
         info = {
