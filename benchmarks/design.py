@@ -35,20 +35,13 @@ import math
 
 import numpy as np
 import torch
-from scipy import special, stats
+from scipy import stats
 
 from benchmarks.common import LAWS
 from tea_verl import estimators as E
+from tea_verl.bon_metrics import phi_gpd  # math.md section 5: the exact GPD best-of-n basis
 
 BUDGETS = [(4, 32), (8, 64), (16, 256)]
-
-
-def phi_gpd(xi: float, n) -> np.ndarray:
-    """math.md section 5: exact best-of-n basis of a generalised Pareto law."""
-    n = np.asarray(n, float)
-    if abs(xi) < 1e-12:
-        return special.digamma(n + 1) + np.euler_gamma
-    return (np.exp(special.gammaln(n + 1) + special.gammaln(1 - xi) - special.gammaln(n + 1 - xi)) - 1) / xi
 
 
 def phi_gev(xi: float, n) -> np.ndarray:

@@ -15,6 +15,12 @@ import sys
 from tea_verl import CONFIG_DIR, __version__
 
 
+def _add_input_args(parser) -> None:
+    """The scored-samples input that diagnose and bon-report share (tea_verl.report.read_samples)."""
+    parser.add_argument("path", help="validation_data_dir, <step>.jsonl, or a .jsonl/.parquet table (uid, score)")
+    parser.add_argument("--step", type=int, default=None, help="with a directory: the step to read (default: newest)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tea-verl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=__version__)
@@ -30,10 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         "score), estimate the tail shape, check the scaling law, measure each estimator's SVR and rho on your "
         "empirical reward law for your (m, N), and recommend settings.",
     )
-    dg.add_argument("path", help="validation_data_dir, <step>.jsonl, or a .jsonl/.parquet table (uid, score)")
+    _add_input_args(dg)
     dg.add_argument("--m", type=int, required=True, help="rollouts per prompt in training (actor_rollout_ref.rollout.n)")
     dg.add_argument("--N", type=int, required=True, help="deployment best-of-N (algorithm.tea.N)")
-    dg.add_argument("--step", type=int, default=None, help="with a directory: the step to read (default: newest)")
     dg.add_argument("--min-samples", type=int, default=8, help="least samples per prompt to use it (default 8)")
     dg.add_argument("--draws", type=int, default=100_000, help="rewards per SVR/rho evaluation (default 100000)")
     dg.add_argument("--seed", type=int, default=0)
@@ -45,9 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         "JSONL/Parquet table of uid, score[, gold_score, data_source]; print the tables and write "
         "bon_report.csv, bon_report.json and bon_report.png.",
     )
-    rep.add_argument("path", help="validation_data_dir, <step>.jsonl, or a .jsonl/.parquet table")
+    _add_input_args(rep)
     rep.add_argument("--out", default=None, help="output directory (default: bon_report/ beside PATH)")
-    rep.add_argument("--step", type=int, default=None, help="with a directory: the step to read (default: newest)")
     rep.add_argument("--extrapolate", default="128,256,512,1024", help="comma-separated N' to extrapolate to (those above the sampled n)")
     rep.add_argument("--shape", default="fit", help="tail shape xi of the law: 'fit' (default) or a number < 1")
     rep.add_argument("--no-plot", action="store_true", help="skip the PNG")

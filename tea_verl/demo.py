@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from tea_verl.quality import resolve
+
 __all__ = ["Task", "make_task", "best_of_mixture", "best_of_normal", "train", "score", "main", "DEFAULT_ESTIMATORS"]
 
 DEFAULT_ESTIMATORS = ("grpo", "grpo_passk", "bon_m", "tea", "prefix_tea", "oracle")
@@ -96,11 +98,10 @@ def _resolve(estimator: str, m: int, n: int) -> tuple[str, int, int, dict]:
     """Display name -> (verl estimator name, algorithm.tea.N, rollouts per prompt, extra tea keys)."""
     if estimator == "oracle":
         return "bon", n, n, {}
-    if estimator == "bon_m":
-        return "bon", m, m, {}
     if estimator.startswith("tea@"):  # tea at another smoothing, e.g. "tea@0.01"
         return "tea", n, m, {"smoothing": float(estimator.split("@", 1)[1])}
-    return estimator, n, m, {}
+    name, n_arg = resolve(estimator, m, n)
+    return name, n_arg, m, {}
 
 
 def advantages_via_verl(rewards: torch.Tensor, uids: np.ndarray, adv_estimator: str, algorithm) -> torch.Tensor:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from tea_verl.bon_metrics import prompt_curves
-from tea_verl.estimators import fit_tail_shape
+from tea_verl.estimators import fit_tail_shape, phi
 from tea_verl.report import Samples
 
 __all__ = ["DiagnoseError", "Diagnosis", "diagnose", "format_diagnosis", "MIN_SAMPLES"]
@@ -103,16 +103,9 @@ class Diagnosis:
         }
 
 
-def _gev_phi(xi: float, k: np.ndarray) -> np.ndarray:
-    return np.log(k) if abs(xi) < 1e-12 else np.expm1(xi * np.log(k)) / xi
-
-
-def _group(samples: Samples, min_samples: int):
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, (src, uid) in enumerate(zip(samples.data_source, samples.uid)):
-        groups.setdefault((src, uid), []).append(i)
+def _standardise(samples: Samples, prompts: dict, min_samples: int):
     kept, short, const, ties = [], 0, 0, 0
-    for idx in groups.values():
+    for idx in prompts.values():
         s = samples.selection[idx]
         if s.size < min_samples:
             short += 1
@@ -124,7 +117,7 @@ def _group(samples: Samples, min_samples: int):
         top2 = np.sort(s)[-2:]
         ties += int(top2[0] == top2[1])
         kept.append((s - s.mean()) / sd)
-    return kept, short, const, ties, len(groups)
+    return kept, short, const, ties
 
 
 def diagnose(
@@ -145,14 +138,13 @@ def diagnose(
         raise DiagnoseError(f"--N (the deployment best-of-N) must be >= 1, got {N}")
     if min_samples < 4:
         raise DiagnoseError(f"--min-samples must be >= 4 (the shape fit needs k = 2..4 at least), got {min_samples}")
-    kept, short, const, ties, total = _group(samples, min_samples)
+    prompts = samples.prompts()
+    kept, short, const, ties = _standardise(samples, prompts, min_samples)
     if len(kept) < 2:
-        import collections
-
-        counts = sorted(set(collections.Counter(zip(samples.data_source, samples.uid)).values()))[:8]
+        counts = sorted({len(idx) for idx in prompts.values()})[:8]
         raise DiagnoseError(
             f"diagnose needs at least 2 prompts with >= {min_samples} samples each and a non-constant score; "
-            f"{samples.origin} has {total} prompt(s) ({short} with fewer samples, {const} constant; sample counts "
+            f"{samples.origin} has {len(prompts)} prompt(s) ({short} with fewer samples, {const} constant; sample counts "
             f"seen: {counts}). Validate with more samples per prompt (val_kwargs.n >= {min_samples}, ideally >= 64)."
         )
     sizes: dict[int, int] = {}
@@ -181,9 +173,9 @@ def diagnose(
         sem = curves.std(0, ddof=1) / math.sqrt(len(kept))
         xi_m, _ = fit_tail_shape(torch.from_numpy(curves[:, :m].sum(0)), (-1.0, 0.5), kmin=2 if m >= 4 else 1)
         ks = np.arange(2 if m >= 4 else 1, m + 1, dtype=np.float64)
-        X = np.stack([np.ones_like(ks), _gev_phi(xi_m, ks)], 1)
+        X = np.stack([np.ones_like(ks), phi(xi_m, torch.from_numpy(ks)).numpy()], 1)
         coef, *_ = np.linalg.lstsq(X, mean[ks.astype(int) - 1], rcond=None)
-        pred = float(coef[0] + coef[1] * _gev_phi(xi_m, np.array([float(n_min)]))[0])
+        pred = float(coef[0] + coef[1] * phi(xi_m, torch.tensor([float(n_min)]))[0])
         miss = pred - float(mean[-1])
         d.extrapolation = {
             "fit_on_k": [int(ks[0]), m], "xi_fitted_on_k_le_m": xi_m, "k": n_min,

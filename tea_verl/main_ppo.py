@@ -18,11 +18,9 @@ import hydra
 @hydra.main(config_path="conf", config_name="tea_trainer", version_base=None)
 def main(config) -> None:
     from verl.trainer.main_ppo import run_ppo
-    from verl.trainer.ppo.utils import need_critic, need_reference_policy
-    from verl.utils.config import validate_config
     from verl.utils.device import auto_set_device
 
-    from tea_verl.config import BestOfNConfig, ConfigError
+    from tea_verl.config import ConfigError
     from tea_verl.preflight import PreflightError, check
     from tea_verl.validation import TeaTaskRunner
 
@@ -31,12 +29,10 @@ def main(config) -> None:
             "tea_verl.main_ppo adds the best-of-N validation metrics to verl's v1 trainer; "
             "trainer.use_v1=false (the deprecated legacy trainer) is not supported."
         )
-    BestOfNConfig.from_config(config)  # validate before Ray starts
-    problems = check(config)
+    auto_set_device(config)
+    problems = check(config)  # includes reward.best_of_n and verl's own validate_config
     if problems:
         raise PreflightError(problems)
-    auto_set_device(config)
-    validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
     run_ppo(config, task_runner_class=TeaTaskRunner)
 
 

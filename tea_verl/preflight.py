@@ -13,8 +13,9 @@ Checks:
 * validation: ``val_kwargs.n`` at least the reported N (``algorithm.tea.N``), and sampling, not
   greedy decoding (``do_sample`` with ``temperature > 0``): greedy samples are identical copies.
 * a reward: the reward model (``reward.reward_model.enable`` with ``model_path``) or a reward
-  function (``reward.custom_reward_function.path``); with the ``best_of_n`` manager its own
-  settings and routing (:class:`tea_verl.config.BestOfNConfig`).
+  function (``reward.custom_reward_function.path``); with the ``best_of_n`` manager its routing.
+* the ``reward.best_of_n`` settings (:class:`tea_verl.config.BestOfNConfig`), which the validation
+  metrics read whatever the manager.
 * verl's own ``validate_config`` (batch sizes against GPUs, micro batches, ...), which runs on CPU.
 * the data files exist (local paths; remote URIs are left to verl).
 """
@@ -141,12 +142,12 @@ def check(cfg) -> list[Problem]:
             "verl would fall back to its rule-based default_compute_score, which scores only its built-in data "
             "sources (math, code, ...). Enable a reward model or point to a reward function.",
         ))
-    if str(_sel(cfg, "reward.reward_manager.name", "")) == "best_of_n":
-        try:
-            s = BestOfNConfig.from_config(cfg)
-        except ConfigError as exc:
-            problems.append(Problem("reward.best_of_n", str(exc)))
-        else:
+    try:  # read by the validation metrics whatever the manager
+        s = BestOfNConfig.from_config(cfg)
+    except ConfigError as exc:
+        problems.append(Problem("reward.best_of_n", str(exc)))
+    else:
+        if str(_sel(cfg, "reward.reward_manager.name", "")) == "best_of_n":
             if rm_on and not fn_path:
                 problems.append(Problem(
                     "reward.custom_reward_function.path",

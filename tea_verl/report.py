@@ -59,6 +59,13 @@ class Samples:
     def __len__(self) -> int:
         return len(self.uid)
 
+    def prompts(self) -> dict[tuple[str, str], list[int]]:
+        """Sample positions per prompt, keyed by (data source, uid), in first-seen order."""
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, key in enumerate(zip(self.data_source, self.uid)):
+            groups.setdefault(key, []).append(i)
+        return groups
+
 
 def _finite(value, where: str, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -257,13 +264,13 @@ def analyse(
     n_boot: int = 200,
 ) -> Report:
     """Group by (data source, uid), compute the exact curves and fit the scaling law per source."""
-    groups: dict[str, dict[str, list[int]]] = {}
-    for i, (src, uid) in enumerate(zip(samples.data_source, samples.uid)):
-        groups.setdefault(src, {}).setdefault(uid, []).append(i)
+    groups: dict[str, list[list[int]]] = {}
+    for (src, _uid), idx in samples.prompts().items():
+        groups.setdefault(src, []).append(idx)
     report = Report(origin=samples.origin, num_samples=len(samples), dropped_duplicates=samples.dropped_duplicates)
     for src in sorted(groups):
         per_prompt, incomplete = [], 0
-        for idx in groups[src].values():
+        for idx in groups[src]:
             sel = samples.selection[idx]
             golds = [samples.gold[i] for i in idx]
             have = sum(g is not None for g in golds)

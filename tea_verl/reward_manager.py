@@ -32,7 +32,6 @@ import asyncio
 import inspect
 import logging
 import random
-from typing import Any
 
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
@@ -41,9 +40,7 @@ from tea_verl.config import BestOfNConfig, ConfigError
 
 logger = logging.getLogger("tea_verl")
 
-__all__ = ["BestOfNRewardManager", "ScoringError", "register", "EXTRA_KEYS"]
-
-EXTRA_KEYS = ("bon_selection_score", "bon_gold_score", "bon_response_length", "bon_data_source")
+__all__ = ["BestOfNRewardManager", "ScoringError", "register"]
 
 
 class ScoringError(RuntimeError):
@@ -62,12 +59,11 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (aiohttp.ClientConnectionError, asyncio.TimeoutError, ConnectionError, TimeoutError))
 
 
-def _get(node: Any, *keys: str, default=None):
-    for key in keys:
-        if node is None:
-            return default
-        node = node.get(key) if hasattr(node, "get") else getattr(node, key, None)
-    return default if node is None else node
+def _select(config, path: str):
+    """``config``'s value at a dotted path; None when absent, null or '???' (unset)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.select(config, path, throw_on_missing=False)
 
 
 class BestOfNRewardManager(RewardManagerBase):
@@ -83,8 +79,8 @@ class BestOfNRewardManager(RewardManagerBase):
         if proxy == "auto":
             proxy = "reward_model" if reward_router_address is not None else "function"
         self.proxy = proxy
-        rm_enabled = bool(_get(config, "reward", "reward_model", "enable", default=False))
-        custom_path = _get(config, "reward", "custom_reward_function", "path")
+        rm_enabled = bool(_select(config, "reward.reward_model.enable"))
+        custom_path = _select(config, "reward.custom_reward_function.path")
         if rm_enabled and not custom_path:
             raise ConfigError(
                 "reward.reward_model.enable=True without reward.custom_reward_function.path: verl 0.9.1 then scores "
@@ -98,13 +94,14 @@ class BestOfNRewardManager(RewardManagerBase):
                     "reward.best_of_n.proxy=reward_model needs verl's reward router: set reward.reward_model.enable=True "
                     "and reward.reward_model.model_path (or use proxy=function with a reward function)."
                 )
-            self.rm_engine = str(_get(config, "reward", "reward_model", "rollout", "name", default="vllm"))
+            engine = _select(config, "reward.reward_model.rollout.name")
+            self.rm_engine = "vllm" if engine is None else str(engine)
             if self.rm_engine not in ("vllm", "sglang"):
                 raise ConfigError(
                     f"reward.reward_model.rollout.name={self.rm_engine!r}: the best_of_n manager queries vllm "
                     "(/classify) or sglang (/v1/embeddings) reward servers."
                 )
-            self.rm_model = _get(config, "reward", "reward_model", "model_path")
+            self.rm_model = _select(config, "reward.reward_model.model_path")
         elif compute_score is None:
             from verl.utils.reward_score import default_compute_score
 

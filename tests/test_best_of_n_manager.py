@@ -15,8 +15,8 @@ import pytest
 import verl  # noqa: F401 - loads the tea-verl plugin (registrations)
 from benchmarks.servers import ScoringServer
 from benchmarks.tiny import build_reward_model, build_tokenizer, model_score_fn, rollout_batch
+from benchmarks.common import compose_tea_trainer as compose
 from benchmarks.common import rm_best_of_n_overrides
-from bon_fixtures import compose
 from tea_verl.config import ConfigError
 from tea_verl.reward_manager import BestOfNRewardManager, ScoringError
 

@@ -177,7 +177,7 @@ def _verl_validation_inputs(prompts=4, n=8, seed=0):
 def test_val_metrics_update_adds_best_of_n_metrics_under_verls_naming():
     from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
-    from bon_fixtures import compose
+    from benchmarks.common import compose_tea_trainer as compose
     from tea_verl.validation import with_bon_validation
 
     cls = with_bon_validation(PPOTrainerSync)

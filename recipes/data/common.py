@@ -181,6 +181,21 @@ def finish(train_items, eval_items, args, data_source: str, ability: str, stats:
     return summary
 
 
+def run(args, splits: dict, read_split, data_source: str, ability: str) -> int:
+    """Read each split (``splits``: role "train"/"eval" -> split name) with ``read_split(split) ->
+    (items, rows read)``, then :func:`finish`. A schema error is printed and exits 1."""
+    stats = Stats()
+    try:
+        parts = {}
+        for role, split in splits.items():
+            parts[role], stats.read[role] = read_split(split)
+        finish(parts["train"], parts["eval"], args, data_source, ability, stats)
+    except SchemaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def add_common_args(ap) -> None:
     ap.add_argument("--out", required=True, help="output directory: train.parquet, core250.parquet, prep_summary.json")
     ap.add_argument("--local-dir", default=None, help="read the dataset's split files from this directory instead of the hub")

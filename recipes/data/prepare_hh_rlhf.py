@@ -18,7 +18,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SchemaError, Stats, add_common_args, find_local, finish, read_table, require_columns  # noqa: E402
+from common import SchemaError, add_common_args, find_local, read_table, require_columns, run  # noqa: E402
 
 DATASET = "Anthropic/hh-rlhf"
 DATA_SOURCE = "hh_rlhf_helpful"
@@ -63,22 +63,17 @@ def main(argv=None) -> int:
     add_common_args(ap)
     ap.add_argument("--subset", default="helpful-base", choices=SUBSETS, help="HH-RLHF helpful subset (data_dir)")
     args = ap.parse_args(argv)
-    stats = Stats()
-    try:
-        parts = {}
-        for role, split in (("train", "train"), ("eval", "test")):
-            rows, origin = load_split(split, args.subset, args.local_dir)
-            require_columns(rows, ("chosen", "rejected"), f"{DATASET} ({args.subset})", origin)
-            parts[role] = [
-                (parse_prompt(r["chosen"], f"{origin}: row {i}"), {"subset": args.subset, "source_row": i})
-                for i, r in enumerate(rows)
-            ]
-            stats.read[role] = len(rows)
-        finish(parts["train"], parts["eval"], args, DATA_SOURCE, "helpfulness", stats)
-    except SchemaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+
+    def read_split(split):
+        rows, origin = load_split(split, args.subset, args.local_dir)
+        require_columns(rows, ("chosen", "rejected"), f"{DATASET} ({args.subset})", origin)
+        items = [
+            (parse_prompt(r["chosen"], f"{origin}: row {i}"), {"subset": args.subset, "source_row": i})
+            for i, r in enumerate(rows)
+        ]
+        return items, len(rows)
+
+    return run(args, {"train": "train", "eval": "test"}, read_split, DATA_SOURCE, "helpfulness")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SchemaError, Stats, add_common_args, find_local, finish, read_table, require_columns  # noqa: E402
+from common import SchemaError, add_common_args, find_local, read_table, require_columns, run  # noqa: E402
 
 DATASET = "HuggingFaceH4/ultrafeedback_binarized"
 DATA_SOURCE = "ultrafeedback"
@@ -48,18 +48,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(ap)
     args = ap.parse_args(argv)
-    stats = Stats()
-    try:
-        parts = {}
-        for role, split in SPLITS.items():
-            rows, origin = load_split(split, args.local_dir)
-            parts[role] = items_from(rows, origin)
-            stats.read[role] = len(rows)
-        finish(parts["train"], parts["eval"], args, DATA_SOURCE, "instruction_following", stats)
-    except SchemaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+
+    def read_split(split):
+        rows, origin = load_split(split, args.local_dir)
+        return items_from(rows, origin), len(rows)
+
+    return run(args, SPLITS, read_split, DATA_SOURCE, "instruction_following")
 
 
 if __name__ == "__main__":
