@@ -1,6 +1,6 @@
 """Design benchmark: the measurements behind each choice documented in docs/estimators.md.
 
-    python -m benchmarks.design [--sections basis,plugin,weights,mixture]
+    python -m benchmarks.design [--sections basis,plugin,weights,mixture,discrete,monotone]
 
 Sections (exact quadrature unless stated; the laws are normal, Beta(2,5), Gumbel):
 
@@ -19,18 +19,26 @@ Sections (exact quadrature unless stated; the laws are normal, Beta(2,5), Gumbel
 * ``mixture``: the policy gradient direction between two response modes when one group's law
   is a mixture (the mismatch bandit's state during training): estimator vs truth for
   d/d(p_B - p_A) of J_N, with xi fitted on k >= 1 or k >= 2.
-* ``prefix_variants`` (opt-in, about 4 minutes): prefix_tea weight choices aimed at its no-regret
+* ``monotone``: the largest SVR that credit which never decreases with the reward can have
+  (a linear program over the weights, on the exact GEV law): below 0.85 at m = 8, N = 64.
+* ``prefix_variants`` (opt-in, about 2 minutes): prefix_tea weight choices aimed at its no-regret
   shortfall, each substituted for ``prefix_tea_weights`` and run end to end at m = 8, N = 64:
   as shipped; extra constraints cancelling geometric terms ``q^(k-1)`` (the saturating
   derivative curve of a dominated mode); least ``|w|^2`` with monotone rank credit (prefix
   sums of the rank weights >= 0), with ``w_1`` (the RLOO weight) free and with ``w_1 >= 0``
-  (a linear program shows it infeasible: monotone credit needs a negative RLOO weight). Prints |w|, SVR and
-  rho on the normal law, and the no-regret and mismatch bandit scores after 1000 steps.
+  (a linear program shows it infeasible: monotone credit needs a negative RLOO weight); the
+  least true credit variance in place of ``|w|^2``; order 2. Prints |w|, SVR and rho on the
+  normal law, and the no-regret and mismatch bandit scores after 1000 steps.
+* ``attractor`` (opt-in, about 15 seconds): on the no-regret bandit, which estimators push
+  probability towards a prompt's worst mode at the uniform start (exact expected credit per
+  mode), where their credit slope is negative, and how much probability the worst modes keep
+  after training.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 
 import numpy as np
@@ -240,12 +248,60 @@ def _monotone_weights(w1_free: bool):
     return weights
 
 
+@functools.cache
+def _credit_covariance(m: int, xi: float, groups: int = 20_000) -> torch.Tensor:
+    """Covariance (m, m) of the per-sample credits ``k c^(k)``, k = 1..m, under standard GEV(xi):
+    Monte Carlo over ``groups`` groups of m with a fixed seed (the true variance of any weighted
+    combination ``sum_k w_k k c^(k)`` is ``w' S w``)."""
+    gen = torch.Generator().manual_seed(0)
+    y = -torch.log(-torch.log(torch.rand(groups, m, dtype=torch.float64, generator=gen)))
+    x = y if abs(xi) < 1e-12 else torch.expm1(xi * y) / xi
+    layout = E.group_layout(torch.arange(groups).repeat_interleave(m))
+    padded = layout.pad(x.reshape(-1))
+    cols = []
+    for k in range(m):
+        omega, gamma = E.prefix_to_rank_weights(torch.eye(m, dtype=torch.float64)[k])
+        credit = E.rank_credit(padded, layout, omega.expand(groups, -1), torch.full((groups,), gamma, dtype=torch.float64))
+        cols.append(credit.reshape(-1))
+    X = torch.stack(cols, 1)
+    X = X - X.mean(0)
+    return X.T @ X / X.shape[0]
+
+
+def _variance_weights(all_k: bool):
+    """Least true credit variance ``w' S w`` (S from :func:`_credit_covariance`) subject to the
+    moment constraints, on k = 2..m or on all k."""
+    def weights(m, n, xi, order=1, rho=-1.0):
+        if n <= m:
+            return ORIGINAL_PREFIX_WEIGHTS(m, n, xi, order, rho)
+        C, d = E._constraints(m, n, xi, order, rho)
+        first = 0 if all_k else 1
+        S = _credit_covariance(m, round(float(xi), 3))[first:, first:]
+        C = C[:, first:]
+        q = C.shape[0]
+        kkt = torch.zeros(m - first + q, m - first + q, dtype=torch.float64)
+        kkt[: m - first, : m - first] = S
+        kkt[: m - first, m - first :] = C.T
+        kkt[m - first :, : m - first] = C
+        rhs = torch.cat([torch.zeros(m - first, dtype=torch.float64), d])
+        w = torch.zeros(m, dtype=torch.float64)
+        w[first:] = torch.linalg.solve(kkt, rhs)[: m - first]
+        return w
+
+    return weights
+
+
+def _order2_weights(rho: float):
+    def weights(m, n, xi, order=1, rho_=-1.0):
+        return ORIGINAL_PREFIX_WEIGHTS(m, n, xi, 2, rho)
+
+    return weights
+
+
 ORIGINAL_PREFIX_WEIGHTS = E.prefix_tea_weights
 
 
 def section_prefix_variants(m: int = 8, n: int = 64):
-    import functools
-
     import verl  # noqa: F401
 
     from benchmarks.bandit import run
@@ -258,6 +314,10 @@ def section_prefix_variants(m: int = 8, n: int = 64):
         "+ cancel q = 0.5 and 0.8": _geometric_weights([0.5, 0.8]),
         "monotone credit, w_1 free": _monotone_weights(True),
         "monotone credit, w_1 >= 0": _monotone_weights(False),
+        "least true variance, k >= 2": _variance_weights(False),
+        "least true variance, all k": _variance_weights(True),
+        "order 2, rho = -1": _order2_weights(-1.0),
+        "order 2, rho = -2": _order2_weights(-2.0),
     }
     print(f"## prefix_variants: m = {m}, N = {n}; SVR/rho on normal; bandits after 1000 steps (3 seeds)")
     print(f"{'variant':32s} {'|w|':>7s} {'w_1':>7s} {'SVR':>6s} {'rho':>6s} {'no regret':>10s} {'mismatch':>9s}")
@@ -280,14 +340,96 @@ def section_prefix_variants(m: int = 8, n: int = 64):
         E.prefix_tea_weights = ORIGINAL_PREFIX_WEIGHTS
 
 
+def monotone_svr_ceiling(m: int, n: int, xi: float, grid: int = 2001) -> float:
+    """The largest ``sum_k w_k phi(k) / phi(N)`` (the SVR of weights ``w`` on an exact GEV(xi) law,
+    ``phi(1) = 0``) over weights with ``sum_k w_k = 1`` whose expected credit never decreases with
+    the reward: ``P(u) = sum_k k w_k u^(k-1) >= 0`` on [0, 1] (a linear program on a grid)."""
+    from scipy.optimize import linprog
+
+    u = np.linspace(0.0, 1.0, grid)
+    k = np.arange(1, m + 1)
+    A = k[None, :] * u[:, None] ** (k[None, :] - 1)
+    lp = linprog(-phi_gev(xi, k), A_ub=-A, b_ub=np.zeros(u.size), A_eq=np.ones((1, m)), b_eq=[1.0],
+                 bounds=[(None, None)] * m)
+    if lp.status != 0:
+        raise RuntimeError(f"linear program failed: {lp.message}")
+    return float(-lp.fun / phi_gev(xi, [n])[0])
+
+
+def section_monotone(shapes=(0.0, -0.2, -0.4)):
+    print("## monotone: largest SVR of m-sample credit that never decreases with the reward (exact GEV law)")
+    print(f"{'m':>3s} {'N':>4s} " + " ".join(f"{'xi=' + format(x, '+.1f'):>9s}" for x in shapes) + f" {'bon_m at xi=0':>14s}")
+    for m, n in BUDGETS:
+        cells = [monotone_svr_ceiling(m, n, xi) for xi in shapes]
+        bon = float(phi_gev(0.0, [m])[0] / phi_gev(0.0, [n])[0])
+        print(f"{m:3d} {n:4d} " + " ".join(f"{c:9.2f}" for c in cells) + f" {bon:14.2f}")
+
+
+def _mode_credit(pi: np.ndarray, mu: np.ndarray, sd: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Expected credit of a sample of each normal mode minus the policy's mean credit (the sign of
+    the expected softmax gradient of each mode), for prefix weights ``w``: the conditional mean of
+    ``sum_k w_k k c^(k)`` is ``int_{-inf}^r P(F(t)) dt`` with ``P(u) = sum_k k w_k u^(k-1)`` and F
+    the mixture CDF (up to a constant)."""
+    t = np.linspace(mu.min() - 8 * sd.max(), mu.max() + 8 * sd.max(), 8001)
+    z = (t[None, :] - mu[:, None]) / sd[:, None]
+    Fj, fj = stats.norm.cdf(z), stats.norm.pdf(z) / sd[:, None]
+    k = np.arange(1, w.size + 1)
+    P = (k * w * (pi @ Fj)[:, None] ** (k - 1)).sum(1)
+    credit = np.concatenate([[0.0], np.cumsum(0.5 * (P[1:] + P[:-1]) * np.diff(t))])
+    per_mode = np.trapezoid(fj * credit[None, :], t, axis=1)
+    return per_mode - pi @ per_mode
+
+
+def section_attractor(m: int = 8, n: int = 64, seed: int = 0, steps: int = 1000):
+    """Why prefix_tea misses the no-regret target: which estimators push probability towards the
+    worst mode (lowest best-of-N value) at the uniform start, and where training ends."""
+    import verl  # noqa: F401
+
+    from tea_verl.demo import best_of_mixture, make_task, score, train
+
+    task = make_task("random", 96, np.random.default_rng(1000 + seed), m, n)
+    P, K = task.mu.shape
+    uniform = np.full((P, K), 1.0 / K)
+    curves = np.stack([best_of_mixture(uniform, task.mu, task.sd, k) for k in range(1, m + 1)], 1)
+    xi, _ = E.fit_tail_shape(torch.tensor((curves - curves[:, :1]).sum(0)), kmin=2)
+    pure_n = np.stack([best_of_mixture(np.repeat(np.eye(K)[j : j + 1], P, 0), task.mu, task.sd, n) for j in range(K)], 1)
+    worst = np.argmin(pure_n, 1)
+    weights = {
+        "truth (N rollouts)": np.eye(n)[n - 1],
+        "bon_m": np.eye(m)[m - 1],
+        "tea": E.tea_weights(m, n, xi).numpy(),
+        "prefix_tea": E.prefix_tea_weights(m, n, xi).numpy(),
+    }
+    print(f"## attractor: random bandit (seed {seed}), m = {m}, N = {n}; xi = {xi:+.3f} fitted on the uniform mixtures' exact curves")
+    print("   pushed: prompts (of 96) whose worst mode (lowest best-of-N value) gets positive expected credit at the uniform start;")
+    print(f"   after {steps} Adam steps: mean probability on the worst mode, prompts with more than 10 % on it, best-of-N gain")
+    print("   P < 0: the quantiles u where the credit slope P(u) = sum_k k w_k u^(k-1) is negative (credit falls as the reward rises)")
+    print(f"{'estimator':20s} {'P < 0':>20s} {'pushed':>7s} {'p(worst)':>9s} {'>10 %':>6s} {'gain':>7s}")
+    u = np.linspace(0.0, 1.0, 2001)
+    for name, w in weights.items():
+        k = np.arange(1, w.size + 1)
+        neg = np.concatenate([[False], (k * w * u[:, None] ** (k - 1)).sum(1) < 0, [False]])
+        edges = np.flatnonzero(np.diff(neg.astype(int)))  # starts and ends of the negative runs
+        lobe = ",".join(f"{u[a]:.2f}-{u[b - 1]:.2f}" for a, b in zip(edges[::2], edges[1::2])) or "none"
+        pushed = sum(int(_mode_credit(uniform[p], task.mu[p], task.sd[p], w)[worst[p]] > 0) for p in range(P))
+        if name.startswith("truth"):
+            print(f"{name:20s} {lobe:>20s} {pushed:7d}")
+            continue
+        pi = train(task, name, m, n, steps, 0.05, seed)
+        on_worst = pi[np.arange(P), worst]
+        print(f"{name:20s} {lobe:>20s} {pushed:7d} {on_worst.mean():9.3f} {int((on_worst > 0.1).sum()):6d} "
+              f"{score(task, pi, n):7.3f}", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sections", default="basis,plugin,weights,mixture,discrete",
-                    help="comma list; prefix_variants (about 4 minutes) runs only when named")
+    ap.add_argument("--sections", default="basis,plugin,weights,mixture,discrete,monotone",
+                    help="comma list; prefix_variants (about 2 minutes) and attractor (about 15 seconds) run only when named")
     args = ap.parse_args(argv)
     for s in args.sections.split(","):
         {"basis": section_basis, "plugin": section_plugin, "weights": section_weights,
-         "mixture": section_mixture, "discrete": section_discrete, "prefix_variants": section_prefix_variants}[s]()
+         "mixture": section_mixture, "discrete": section_discrete, "prefix_variants": section_prefix_variants,
+         "attractor": section_attractor, "monotone": section_monotone}[s]()
         print(flush=True)
     return 0
 

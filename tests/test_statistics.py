@@ -105,3 +105,22 @@ def test_default_normalisation_keeps_spread_valuation(estimator, m, n):
     r = measure(LAWS["normal"], m, n, estimator, groups=GROUPS, batches=60, seed=13, norm="batch")
     assert r["svr_se"] <= 0.03
     assert 0.85 - 3 * r["svr_se"] <= r["svr"] <= 1.2 + 3 * r["svr_se"], r
+
+
+@pytest.mark.parametrize("xi", [0.0, -0.2])
+def test_spread_valuation_needs_credit_that_falls_somewhere(xi):
+    # docs/estimators.md section 10: at m = 8, N = 64 no m-sample credit that never decreases with
+    # the reward reaches the SVR band, so tea and prefix_tea (both in the band) must each have a
+    # negative credit slope P(u) = sum_k k w_k u^(k-1) somewhere. The linear program is checked on
+    # a feasible point it must dominate: bon with N = m (P = m u^(m-1) >= 0, SVR phi(m)/phi(N)).
+    from benchmarks.design import monotone_svr_ceiling, phi_gev
+
+    m, n = 8, 64
+    ceiling = monotone_svr_ceiling(m, n, xi)
+    bon = float(phi_gev(xi, [m])[0] / phi_gev(xi, [n])[0])
+    assert bon - 1e-9 <= ceiling < 0.85
+    u = torch.linspace(0.0, 1.0, 2001, dtype=torch.float64)[:, None]
+    k = torch.arange(1, m + 1, dtype=torch.float64)
+    for w in (E.tea_weights(m, n, xi), E.prefix_tea_weights(m, n, xi)):
+        assert 0.85 <= float((w * phi_gev(xi, k.numpy())).sum() / phi_gev(xi, [n])[0]) <= 1.2
+        assert float((k * w * u ** (k - 1)).sum(1).min()) < 0
