@@ -17,7 +17,9 @@ Score: the exact best-of-N value of each final policy (quadrature over the mixtu
 fraction of the way from pure A (0) to pure B (1), averaged over prompts; mean and standard
 error over seeds. In the ``random`` task, modes have random means and spreads, only prompts
 whose best-of-m and best-of-N optimal modes agree are kept, and the score is the best-of-N
-gain over the uniform start.
+gain over the uniform start; with ``bon_m`` among the estimators, each final gain is also shown
+as a multiple of ``bon_m``'s on the same seed (the no-regret ratio), mean and standard error over
+seeds.
 """
 
 from __future__ import annotations
@@ -56,12 +58,16 @@ def run(kind, m, n, estimators, seeds, prompts, checkpoints, lr, progress=True):
     return results
 
 
+def _se(x: np.ndarray) -> float:
+    return float(np.std(x, ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", choices=("mismatch", "random"), default="mismatch")
     ap.add_argument("--budgets", default="8x64,4x32", help="comma list of m x N")
     ap.add_argument("--estimators", default=",".join(DEFAULT_ESTIMATORS),
-                    help="comma list; 'tea@S' runs tea with algorithm.tea.smoothing=S")
+                    help="comma list; 'tea@S' (or 'prefix_tea@S') runs it with algorithm.tea.smoothing=S")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--prompts", type=int, default=96)
     ap.add_argument("--checkpoints", default="100,300,1000", help="Adam steps at which to score (the last is the run length)")
@@ -80,15 +86,21 @@ def main(argv=None) -> int:
         res = run(args.task, m, n, ests, args.seeds, args.prompts, checkpoints, args.lr)
         print(f"# {args.task} bandit, m={m}, N={n}: {label} after k Adam steps (mean +- s.e. over "
               f"{args.seeds} seeds; {args.prompts} prompts, lr {args.lr}; oracle = bon with N rollouts)")
-        print(f"{'estimator':12s} " + " ".join(f"{'k=' + str(c):>16s}" for c in checkpoints) + f" {'seconds':>8s}")
+        # no regret (random task): the final gain as a multiple of bon_m's, paired by seed (same task)
+        ref = np.asarray(res["bon_m"][0])[:, -1] if args.task == "random" and "bon_m" in res else None
+        print(f"{'estimator':12s} " + " ".join(f"{'k=' + str(c):>16s}" for c in checkpoints) + f" {'seconds':>8s}"
+              + ("" if ref is None else f" {'x bon_m (k=' + str(checkpoints[-1]) + ')':>18s}"))
         for e in ests:
             s, secs = res[e]
             s = np.asarray(s)
             cells = []
             for j in range(len(checkpoints)):
-                se = np.std(s[:, j], ddof=1) / math.sqrt(len(s)) if len(s) > 1 else float("nan")
-                cells.append(f"{np.mean(s[:, j]):7.3f} +- {se:5.3f}")
-            print(f"{e:12s} " + " ".join(f"{c:>16s}" for c in cells) + f" {secs:8.1f}")
+                cells.append(f"{np.mean(s[:, j]):7.3f} +- {_se(s[:, j]):5.3f}")
+            line = f"{e:12s} " + " ".join(f"{c:>16s}" for c in cells) + f" {secs:8.1f}"
+            if ref is not None:
+                ratio = s[:, -1] / ref
+                line += f" {np.mean(ratio):9.3f} +- {_se(ratio):5.3f}"
+            print(line)
         sys.stdout.flush()
     return 0
 

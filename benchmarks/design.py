@@ -12,13 +12,14 @@ Sections (exact quadrature unless stated; the laws are normal, Beta(2,5), Gumbel
   other m-1 samples (leave-one-out) and credit ``(r_i - T(max of others))_+`` where T carries
   the max of m-1 to the max of N-1 under the fitted tail. SVR by Monte Carlo (pathwise form).
 * ``weights``: among weights meeting the moment constraints, SVR, rho and |w| for bon (N = m),
-  prefix_tea as shipped (least |w|^2 on k = 2..m), least |w|^2 and least |k w|^2 on all k, and
-  tea at several smoothing values.
+  prefix_tea as shipped (flat below the median), its earlier criterion (least |w|^2 on
+  k = 2..m), least |w|^2 and least |k w|^2 on all k, and tea at several smoothing values.
 * ``discrete``: binary rewards, where no GEV law fits: the credit of a success over a failure,
   estimator vs truth, and how often the top two rewards of a varied group tie.
 * ``mixture``: the policy gradient direction between two response modes when one group's law
   is a mixture (the mismatch bandit's state during training): estimator vs truth for
   d/d(p_B - p_A) of J_N, with xi fitted on k >= 1 or k >= 2.
+* ``bulk`` (opt-in, about 10 minutes): prefix_tea's flat quantile and smoothing, end to end.
 * ``monotone``: the largest SVR that credit which never decreases with the reward can have
   (a linear program over the weights, on the exact GEV law): below 0.85 at m = 8, N = 64.
 * ``prefix_variants`` (opt-in, about 2 minutes): prefix_tea weight choices aimed at its no-regret
@@ -137,14 +138,15 @@ def _g_matrix(law, ks, nodes=200_000):
 
 def section_weights(smoothings=(1e-4, 1e-3, 1e-2)):
     print("## weights: SVR / rho / |w| at the xi fitted as the estimator does (k >= 2)")
-    labels = ["bon_m", "prefix (k>=2)", "all k, |w|", "all k, |kw|"] + [f"tea s={s:g}" for s in smoothings]
+    labels = ["bon_m", "prefix_tea", "k>=2, |w|", "all k, |w|", "all k, |kw|"] + [f"tea s={s:g}" for s in smoothings]
     print(f"{'law':8s} {'m':>3s} {'N':>4s} " + " ".join(f"{lab:>17s}" for lab in labels))
     for name, law in LAWS.items():
         for m, n in BUDGETS:
             J, JN = curve(law, m), law.best_of(n)
             xi = round(fit_xi(J, phi_gev, 2) / E.SHAPE_GRID_STEP) * E.SHAPE_GRID_STEP
             k = np.arange(1, m + 1)
-            ws = [np.eye(m)[-1], E.prefix_tea_weights(m, n, xi).numpy(), min_norm(m, n, xi, phi_gev),
+            ws = [np.eye(m)[-1], E.prefix_tea_weights(m, n, xi).numpy(), least_norm_k2(m, n, xi).numpy(),
+                  min_norm(m, n, xi, phi_gev),
                   min_norm(m, n, xi, phi_gev, np.diag(1.0 / k**2))]
             ws += [E.tea_weights(m, n, xi, s).numpy() for s in smoothings]
             r, G = _g_matrix(law, list(k) + [n])
@@ -209,7 +211,7 @@ def section_discrete():
 
 
 def _geometric_weights(qs):
-    def weights(m, n, xi, order=1, rho=-1.0):
+    def weights(m, n, xi, order=1, rho=-1.0, smoothing=None):  # smoothing: unused
         if n <= m:
             return ORIGINAL_PREFIX_WEIGHTS(m, n, xi, order, rho)
         C, d = E._constraints(m, n, xi, order, rho)
@@ -227,7 +229,7 @@ def _geometric_weights(qs):
 def _monotone_weights(w1_free: bool):
     from scipy.optimize import linprog, minimize
 
-    def weights(m, n, xi, order=1, rho=-1.0):
+    def weights(m, n, xi, order=1, rho=-1.0, smoothing=None):  # smoothing: unused
         if n <= m:
             return ORIGINAL_PREFIX_WEIGHTS(m, n, xi, order, rho)
         C, d = (t.numpy() for t in E._constraints(m, n, xi, order, rho))
@@ -271,7 +273,7 @@ def _credit_covariance(m: int, xi: float, groups: int = 20_000) -> torch.Tensor:
 def _variance_weights(all_k: bool):
     """Least true credit variance ``w' S w`` (S from :func:`_credit_covariance`) subject to the
     moment constraints, on k = 2..m or on all k."""
-    def weights(m, n, xi, order=1, rho=-1.0):
+    def weights(m, n, xi, order=1, rho=-1.0, smoothing=None):  # smoothing: unused
         if n <= m:
             return ORIGINAL_PREFIX_WEIGHTS(m, n, xi, order, rho)
         C, d = E._constraints(m, n, xi, order, rho)
@@ -291,11 +293,23 @@ def _variance_weights(all_k: bool):
     return weights
 
 
-def _order2_weights(rho: float):
-    def weights(m, n, xi, order=1, rho_=-1.0):
-        return ORIGINAL_PREFIX_WEIGHTS(m, n, xi, 2, rho)
+def _order2_weights(rho: float, base=None):
+    def weights(m, n, xi, order=1, rho_=-1.0, smoothing=1e-3):
+        return ORIGINAL_PREFIX_WEIGHTS(m, n, xi, 2, rho, smoothing) if base is None else base(m, n, xi, 2, rho)
 
     return weights
+
+
+def least_norm_k2(m: int, n: int, xi: float, order: int = 1, rho: float = -1.0, smoothing=None) -> torch.Tensor:
+    """prefix_tea's earlier criterion: least ``|w|^2`` subject to the moment constraints on the
+    orders k = 2..m (``w_1 = 0``; all k when k = 2..m cannot meet them)."""
+    if n <= m:
+        return torch.eye(m, dtype=torch.float64)[n - 1]
+    C, d = E._constraints(m, n, xi, order, rho)
+    first = 1 if m - 1 > order else 0
+    w = torch.zeros(m, dtype=torch.float64)
+    w[first:] = C[:, first:].T @ torch.linalg.solve(C[:, first:] @ C[:, first:].T, d)
+    return w
 
 
 ORIGINAL_PREFIX_WEIGHTS = E.prefix_tea_weights
@@ -308,7 +322,12 @@ def section_prefix_variants(m: int = 8, n: int = 64):
     from tea_verl.quality import measure
 
     variants = {
-        "shipped (least |w|^2, k >= 2)": ORIGINAL_PREFIX_WEIGHTS,
+        "shipped (flat below the median)": ORIGINAL_PREFIX_WEIGHTS,
+        "shipped, order 2, rho = -1": _order2_weights(-1.0),
+        "shipped, order 2, rho = -2": _order2_weights(-2.0),
+        "least |w|^2, k >= 2 (earlier)": least_norm_k2,
+        "  order 2, rho = -1": _order2_weights(-1.0, least_norm_k2),
+        "  order 2, rho = -2": _order2_weights(-2.0, least_norm_k2),
         "+ cancel q^(k-1), q = 0.5": _geometric_weights([0.5]),
         "+ cancel q^(k-1), q = 0.75": _geometric_weights([0.75]),
         "+ cancel q = 0.5 and 0.8": _geometric_weights([0.5, 0.8]),
@@ -316,8 +335,6 @@ def section_prefix_variants(m: int = 8, n: int = 64):
         "monotone credit, w_1 >= 0": _monotone_weights(False),
         "least true variance, k >= 2": _variance_weights(False),
         "least true variance, all k": _variance_weights(True),
-        "order 2, rho = -1": _order2_weights(-1.0),
-        "order 2, rho = -2": _order2_weights(-2.0),
     }
     print(f"## prefix_variants: m = {m}, N = {n}; SVR/rho on normal; bandits after 1000 steps (3 seeds)")
     print(f"{'variant':32s} {'|w|':>7s} {'w_1':>7s} {'SVR':>6s} {'rho':>6s} {'no regret':>10s} {'mismatch':>9s}")
@@ -338,6 +355,41 @@ def section_prefix_variants(m: int = 8, n: int = 64):
                   f"{scores['random']:10.3f} {scores['mismatch']:9.3f}", flush=True)
     finally:
         E.prefix_tea_weights = ORIGINAL_PREFIX_WEIGHTS
+
+
+def section_bulk(quantiles=(0.4, 0.5, 0.6), smoothings=(1e-4, 1e-3, 1e-2), budgets=((8, 64), (4, 32))):
+    """prefix_tea's two settings: the quantile below which its credit is kept flat, and the
+    smoothing (weight of |w|^2). SVR/rho on the normal law, |w| at the xi fitted on it, and the
+    no-regret and mismatch bandits after 1000 steps (3 seeds), per budget."""
+    import verl  # noqa: F401
+
+    from benchmarks.bandit import run
+    from tea_verl.quality import measure
+
+    print("## bulk: prefix_tea's flat quantile and smoothing; SVR/rho on normal; bandits after 1000 steps (3 seeds)")
+    print(f"{'m':>3s} {'N':>4s} {'quantile':>8s} {'smoothing':>9s} {'|w|':>6s} {'SVR':>5s} {'rho':>5s} {'no regret':>9s} {'mismatch':>8s}")
+    default = E.BULK_QUANTILE
+    try:
+        for m, n in budgets:
+            xi = round(fit_xi(curve(LAWS["normal"], m), phi_gev, 2) / E.SHAPE_GRID_STEP) * E.SHAPE_GRID_STEP
+            base = {t: float(np.mean(run(t, m, n, ["bon_m"], 3, 96, [1000], 0.05, progress=False)["bon_m"][0]))
+                    for t in ("random", "mismatch")}
+            print(f"{m:3d} {n:4d} {'bon_m':>18s} {1.0:6.2f} {'':>5s} {'':>5s} {base['random']:9.3f} {base['mismatch']:8.3f}")
+            for q in quantiles:
+                E.BULK_QUANTILE = q
+                E.prefix_tea_weights.cache_clear()
+                for s in smoothings:
+                    w = E.prefix_tea_weights(m, n, xi, smoothing=s)
+                    r = measure(LAWS["normal"], m, n, "prefix_tea", groups=512, batches=20, seed=0,
+                                tea_keys={"smoothing": s})
+                    est = f"prefix_tea@{s}"
+                    sc = {t: float(np.mean(run(t, m, n, [est], 3, 96, [1000], 0.05, progress=False)[est][0]))
+                          for t in ("random", "mismatch")}
+                    print(f"{m:3d} {n:4d} {q:8.2f} {s:9.0e} {float(w.norm()):6.2f} {r['svr']:5.2f} {r['rho']:5.2f} "
+                          f"{sc['random']:9.3f} {sc['mismatch']:8.3f}", flush=True)
+    finally:
+        E.BULK_QUANTILE = default
+        E.prefix_tea_weights.cache_clear()
 
 
 def monotone_svr_ceiling(m: int, n: int, xi: float, grid: int = 2001) -> float:
@@ -399,37 +451,48 @@ def section_attractor(m: int = 8, n: int = 64, seed: int = 0, steps: int = 1000)
         "bon_m": np.eye(m)[m - 1],
         "tea": E.tea_weights(m, n, xi).numpy(),
         "prefix_tea": E.prefix_tea_weights(m, n, xi).numpy(),
+        "least |w|^2, k >= 2": least_norm_k2(m, n, xi).numpy(),  # prefix_tea's earlier criterion
     }
     print(f"## attractor: random bandit (seed {seed}), m = {m}, N = {n}; xi = {xi:+.3f} fitted on the uniform mixtures' exact curves")
     print("   pushed: prompts (of 96) whose worst mode (lowest best-of-N value) gets positive expected credit at the uniform start;")
     print(f"   after {steps} Adam steps: mean probability on the worst mode, prompts with more than 10 % on it, best-of-N gain")
     print("   P < 0: the quantiles u where the credit slope P(u) = sum_k k w_k u^(k-1) is negative (credit falls as the reward rises)")
-    print(f"{'estimator':20s} {'P < 0':>20s} {'pushed':>7s} {'p(worst)':>9s} {'>10 %':>6s} {'gain':>7s}")
+    print("   rms P: the root mean square of P(u) over u < 1/2 (its mean over [0, 1] is 1)")
+    print(f"{'estimator':20s} {'P < 0':>20s} {'rms P':>6s} {'pushed':>7s} {'p(worst)':>9s} {'>10 %':>6s} {'gain':>7s}")
     u = np.linspace(0.0, 1.0, 2001)
     for name, w in weights.items():
         k = np.arange(1, w.size + 1)
-        neg = np.concatenate([[False], (k * w * u[:, None] ** (k - 1)).sum(1) < 0, [False]])
+        slope = (k * w * u[:, None] ** (k - 1)).sum(1)
+        neg = np.concatenate([[False], slope < 0, [False]])
         edges = np.flatnonzero(np.diff(neg.astype(int)))  # starts and ends of the negative runs
         lobe = ",".join(f"{u[a]:.2f}-{u[b - 1]:.2f}" for a, b in zip(edges[::2], edges[1::2])) or "none"
+        rms = math.sqrt(float(np.mean(slope[u < 0.5] ** 2)))
         pushed = sum(int(_mode_credit(uniform[p], task.mu[p], task.sd[p], w)[worst[p]] > 0) for p in range(P))
         if name.startswith("truth"):
-            print(f"{name:20s} {lobe:>20s} {pushed:7d}")
+            print(f"{name:20s} {lobe:>20s} {rms:6.3f} {pushed:7d}")
             continue
-        pi = train(task, name, m, n, steps, 0.05, seed)
+        if name.startswith("least"):
+            E.prefix_tea_weights = functools.lru_cache(maxsize=256)(least_norm_k2)
+            try:
+                pi = train(task, "prefix_tea", m, n, steps, 0.05, seed)
+            finally:
+                E.prefix_tea_weights = ORIGINAL_PREFIX_WEIGHTS
+        else:
+            pi = train(task, name, m, n, steps, 0.05, seed)
         on_worst = pi[np.arange(P), worst]
-        print(f"{name:20s} {lobe:>20s} {pushed:7d} {on_worst.mean():9.3f} {int((on_worst > 0.1).sum()):6d} "
+        print(f"{name:20s} {lobe:>20s} {rms:6.3f} {pushed:7d} {on_worst.mean():9.3f} {int((on_worst > 0.1).sum()):6d} "
               f"{score(task, pi, n):7.3f}", flush=True)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sections", default="basis,plugin,weights,mixture,discrete,monotone",
-                    help="comma list; prefix_variants (about 2 minutes) and attractor (about 15 seconds) run only when named")
+                    help="comma list; prefix_variants (about 2 minutes), bulk (about 10 minutes) and attractor (about 15 seconds) run only when named")
     args = ap.parse_args(argv)
     for s in args.sections.split(","):
         {"basis": section_basis, "plugin": section_plugin, "weights": section_weights,
          "mixture": section_mixture, "discrete": section_discrete, "prefix_variants": section_prefix_variants,
-         "attractor": section_attractor, "monotone": section_monotone}[s]()
+         "attractor": section_attractor, "monotone": section_monotone, "bulk": section_bulk}[s]()
         print(flush=True)
     return 0
 

@@ -40,10 +40,12 @@ class TeaConfig:
     constant)."""
 
     smoothing: float = 1e-3
-    """``tea`` only: weight of ``|w|^2`` (the variance proxy) against the L2 error of the
-    approximated best-of-N advantage. Larger is smoother and lower variance (``inf`` would be the
-    least-norm moment-cancelling weights over all orders); smaller follows the sharp best-of-N
-    credit more closely. Chosen by the benchmarks in docs/estimators.md."""
+    """Weight of ``|w|^2`` (the variance proxy) against each estimator's criterion: for ``tea`` the
+    L2 error of the approximated best-of-N advantage, for ``prefix_tea`` the credit's variation
+    below the law's median (its worst-case bias from the bulk of the law). Larger is lower
+    variance (``inf`` would be the least-norm moment-cancelling weights over all orders, for
+    both); smaller follows the criterion more closely. Chosen by the benchmarks in
+    docs/estimators.md."""
 
     order: int = 1
     """Moment-cancellation order: 1 cancels (a, b) of the scaling law; 2 also cancels a

@@ -98,8 +98,9 @@ def _resolve(estimator: str, m: int, n: int) -> tuple[str, int, int, dict]:
     """Display name -> (verl estimator name, algorithm.tea.N, rollouts per prompt, extra tea keys)."""
     if estimator == "oracle":
         return "bon", n, n, {}
-    if estimator.startswith("tea@"):  # tea at another smoothing, e.g. "tea@0.01"
-        return "tea", n, m, {"smoothing": float(estimator.split("@", 1)[1])}
+    if estimator.startswith(("tea@", "prefix_tea@")):  # another smoothing, e.g. "tea@0.01"
+        name, value = estimator.split("@", 1)
+        return name, n, m, {"smoothing": float(value)}
     name, n_arg = resolve(estimator, m, n)
     return name, n_arg, m, {}
 
@@ -324,7 +325,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.prompts, args.steps = 32, min(args.steps, 60)
     ests = [e.strip() for e in args.estimators.split(",") if e.strip()]
-    unknown = [e for e in ests if e not in DEFAULT_ESTIMATORS and not e.startswith("tea@")]
+    unknown = [e for e in ests if e not in DEFAULT_ESTIMATORS and not e.startswith(("tea@", "prefix_tea@"))]
     if unknown:
         ap.error(f"unknown estimator(s) {unknown}; choose from {', '.join(DEFAULT_ESTIMATORS)}")
     if args.m < 2 or args.N < 2:

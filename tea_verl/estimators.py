@@ -15,8 +15,9 @@ estimates ``grad J_N`` with ``J_N = E[max of N rewards]``:
   ``sum_k w_k = 1`` and ``sum_k w_k phi_xi(k) = phi_xi(N)`` on the GEV test-time scaling law
   ``J_n = a + b * phi_xi(n)``, ``phi_xi(n) = (n^xi - 1) / xi`` (``xi -> 0``: ``log n``), with one
   shape xi per batch fitted on the summed exact best-of-k curves (k >= 2). ``prefix_tea`` takes
-  the least-norm solution on k = 2..m; ``tea`` the solution that best approximates the
-  best-of-N advantage ``N * A_N(r)`` of the fitted GEV(xi) law in L2, plus ``smoothing * |w|^2``.
+  the solution whose credit varies least below the law's median (where the upper-tail model
+  makes no claim), ``tea`` the one that best approximates the best-of-N advantage
+  ``N * A_N(r)`` of the fitted GEV(xi) law in L2; both add ``smoothing * |w|^2``.
   When ``N <= m`` both reduce to ``bon`` exactly (``w`` is the unit vector at ``k = N``). Both
   refuse discrete rewards (top-two ties, :func:`top_tie_rate`), where no GEV law fits.
 
@@ -60,6 +61,9 @@ _F64 = torch.float64
 # Grid on which the pooled tail shape xi is fitted (step 0.005): fits land on grid points, so
 # the per-(m, N, xi) weight caches below are reused across batches.
 SHAPE_GRID_STEP = 0.005
+# prefix_tea keeps its credit flat below this quantile of the law, where the upper-tail model
+# makes no claim (docs/estimators.md, section 5, has the sensitivity to it).
+BULK_QUANTILE = 0.5
 
 
 # ----------------------------------------------------------------------------------------------
@@ -278,16 +282,40 @@ def _constraints(m: int, n: int, xi: float, order: int, rho: float) -> tuple[tor
     return torch.stack(rows), torch.tensor(rhs, dtype=_F64)
 
 
-@functools.lru_cache(maxsize=1024)
-def prefix_tea_weights(m: int, n: int, xi: float, order: int = 1, rho: float = -1.0) -> torch.Tensor:
-    """Prefix-TEA weights ``w`` (m,): least ``|w|^2`` subject to the moment constraints, on the
-    prefix orders k = 2..m (``w_1 = 0``).
+def _bulk_slope_gram(m: int, bulk: float) -> torch.Tensor:
+    """``H[k-1, l-1] = int_0^bulk (k u^(k-1)) (l u^(l-1)) du = k l bulk^(k+l-1) / (k+l-1)``: the
+    Gram matrix of the credit slope ``P(u) = sum_k k w_k u^(k-1)`` over the quantiles below
+    ``bulk``, so ``w' H w = int_0^bulk P(u)^2 du``."""
+    k = torch.arange(1, m + 1, dtype=_F64)
+    s = k[:, None] + k[None, :] - 1
+    return k[:, None] * k[None, :] * torch.exp(s * math.log(bulk)) / s
 
-    The k = 1 estimator is RLOO, a comparison with the group mean. In an extrapolating solution
-    its weight comes out negative, which would credit a response for being *below* the mean; like
-    the shape fit, the extrapolation therefore leaves the mean out (docs/estimators.md, section 5).
-    When k = 2..m cannot meet the constraints (m <= order + 1), all k are used. For ``n <= m``
-    this is the unit vector at ``k = n`` (exact ``bon``). Needs ``m > order``.
+
+def _constrained_least_squares(H: torch.Tensor, f: torch.Tensor, C: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """``argmin_w w' H w - 2 f' w`` subject to ``C w = d`` (H positive definite), by its KKT system."""
+    m, q = H.shape[0], C.shape[0]
+    kkt = torch.zeros(m + q, m + q, dtype=_F64)
+    kkt[:m, :m] = H
+    kkt[:m, m:] = C.T
+    kkt[m:, :m] = C
+    return torch.linalg.solve(kkt, torch.cat([f, d]))[:m]
+
+
+@functools.lru_cache(maxsize=1024)
+def prefix_tea_weights(
+    m: int, n: int, xi: float, order: int = 1, rho: float = -1.0, smoothing: float = 1e-3
+) -> torch.Tensor:
+    """Prefix-TEA weights ``w`` (m,): moment cancellation, robust to the bulk of the law.
+
+    Minimises ``int_0^BULK_QUANTILE P(u)^2 du + smoothing * |w|^2`` subject to the moment
+    constraints, with ``P(u) = sum_k k w_k u^(k-1)`` the slope of the expected credit
+    (``E[credit | r] = int^r P(F(t)) dt``). The tail law is an assumption about the upper tail
+    only; if the law's quantile-function gradient differs from the model's by ``delta`` below the
+    median, the gradient is off by ``int_0^0.5 delta P du``, at most ``|P|_{L2(0, 0.5)} |delta|``
+    (Cauchy-Schwarz): the first term is that worst-case bias, the second a variance proxy.
+    The best-of-N slope ``N u^(N-1)`` is itself nearly 0 there. ``smoothing -> inf`` gives the
+    least-norm moment-cancelling weights (docs/estimators.md, section 5). For ``n <= m`` this is
+    the unit vector at ``k = n`` (exact ``bon``). Needs ``m > order``.
     """
     if n <= m:
         w = torch.zeros(m, dtype=_F64)
@@ -296,11 +324,8 @@ def prefix_tea_weights(m: int, n: int, xi: float, order: int = 1, rho: float = -
     if m <= order:
         raise ValueError(f"prefix_tea of order {order} needs groups of at least {order + 1} samples, got {m}")
     C, d = _constraints(m, n, xi, order, rho)
-    first = 1 if m - 1 > order else 0  # free weights must outnumber the order + 1 constraints
-    sub = C[:, first:]
-    w = torch.zeros(m, dtype=_F64)
-    w[first:] = sub.T @ torch.linalg.solve(sub @ sub.T, d)
-    return w
+    H = _bulk_slope_gram(m, BULK_QUANTILE) + smoothing * torch.eye(m, dtype=_F64)
+    return _constrained_least_squares(H, torch.zeros(m, dtype=_F64), C, d)
 
 
 def _gev_prefix_gains(m: int, n: int, xi: float, num_nodes: int = 4000):
@@ -337,8 +362,8 @@ def tea_weights(
     standard GEV(xi) law (centered: constants are baselines), subject to the same moment
     constraints as prefix_tea, so ``E[credit | r]`` approximates the model's best-of-n
     advantage ``n * A_n(r)`` pointwise, not only in its location and spread gradients.
-    ``smoothing -> inf`` gives the least-norm weights over all orders k = 1..m (prefix_tea's
-    criterion without its w_1 = 0). For ``n <= m``: exact ``bon``.
+    ``smoothing -> inf`` gives the least-norm weights over all orders k = 1..m (the same limit as
+    prefix_tea). For ``n <= m``: exact ``bon``.
     """
     if n <= m:
         return prefix_tea_weights(m, n, xi, order, rho)
@@ -352,13 +377,7 @@ def tea_weights(
     H = (Gc * p) @ Gc.T / var
     f = (Gc * p) @ tc / var
     C, d = _constraints(m, n, xi, order, rho)
-    q = C.shape[0]
-    kkt = torch.zeros(m + q, m + q, dtype=_F64)
-    kkt[:m, :m] = H + smoothing * torch.eye(m, dtype=_F64)
-    kkt[:m, m:] = C.T
-    kkt[m:, :m] = C
-    rhs = torch.cat([f, d])
-    return torch.linalg.solve(kkt, rhs)[:m]
+    return _constrained_least_squares(H + smoothing * torch.eye(m, dtype=_F64), f, C, d)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -465,7 +484,7 @@ def best_of_n_credit(
         if estimator == "bon" or m >= n:
             om, ga = bon_weights(m, n)
         elif estimator == "prefix_tea":
-            om, ga = prefix_to_rank_weights(prefix_tea_weights(m, n, xi, order, rho))
+            om, ga = prefix_to_rank_weights(prefix_tea_weights(m, n, xi, order, rho, smoothing))
         else:
             om, ga = prefix_to_rank_weights(tea_weights(m, n, xi, smoothing, order, rho))
         sel = sizes == m

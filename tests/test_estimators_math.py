@@ -7,6 +7,7 @@ import math
 import random
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -356,15 +357,41 @@ def test_top_tie_rate_counts_only_varied_groups_that_need_extrapolation():
     assert (rate, count) == (0.5, 2)
 
 
+def _bulk_slope_energy(w: torch.Tensor, bulk: float = 0.5) -> float:
+    """int_0^bulk P(u)^2 du for P(u) = sum_k k w_k u^(k-1), by Gauss-Legendre quadrature."""
+    x, q = np.polynomial.legendre.leggauss(64)
+    u = torch.tensor(bulk * (x + 1) / 2, dtype=torch.float64)[:, None]
+    k = torch.arange(1, w.numel() + 1, dtype=torch.float64)
+    P = (k * w * u ** (k - 1)).sum(1)
+    return float((torch.tensor(q * bulk / 2) * P * P).sum())
+
+
 @pytest.mark.parametrize("m,n", [(4, 32), (8, 64), (16, 256)])
-def test_prefix_tea_leaves_the_mean_out(m, n):
-    w = E.prefix_tea_weights(m, n, -0.25)
-    assert w[0] == 0.0
-    # the least-norm solution on k = 2..m: any other solution there has a larger norm
+def test_prefix_tea_minimises_bulk_slope_plus_smoothing(m, n):
+    # prefix_tea = argmin int_0^0.5 P^2 du + smoothing |w|^2 subject to the moment constraints:
+    # every feasible move away from it raises that objective (computed here by quadrature, not
+    # with the estimator's Gram matrix)
+    xi, s = -0.25, 1e-3
+    w = E.prefix_tea_weights(m, n, xi)
+    C, d = E._constraints(m, n, xi, 1, -1.0)
+    assert torch.allclose(C @ w, d)
+
+    def objective(v):
+        return _bulk_slope_energy(v) + s * float(v @ v)
+
+    null = torch.linalg.svd(C).Vh[C.shape[0]:]  # directions that keep the constraints
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        step = null.T @ torch.randn(null.shape[0], dtype=torch.float64, generator=gen)
+        for eps in (1e-3, -1e-3, 0.1):
+            assert objective(w + eps * step) > objective(w)
+
+
+@pytest.mark.parametrize("m,n", [(4, 32), (8, 64), (16, 256)])
+def test_prefix_tea_credit_is_flatter_below_the_median_than_least_norm(m, n):
     C, d = E._constraints(m, n, -0.25, 1, -1.0)
-    null = torch.linalg.svd(C[:, 1:]).Vh[2:]  # directions that keep the constraints
-    shifted = w.clone()
-    shifted[1:] += 0.1 * null[0]
-    assert torch.allclose(C @ shifted, d) and shifted.norm() > w.norm()
-    # groups too small for that fall back to all orders (m = 3, order 2)
-    assert E.prefix_tea_weights(3, 64, -0.25, 2)[0] != 0.0
+    least_norm = C.T @ torch.linalg.solve(C @ C.T, d)
+    w = E.prefix_tea_weights(m, n, -0.25)
+    assert _bulk_slope_energy(w) < _bulk_slope_energy(least_norm)
+    # and it tends to the least-norm weights as smoothing grows
+    assert torch.allclose(E.prefix_tea_weights(m, n, -0.25, smoothing=1e7), least_norm, atol=1e-5)
