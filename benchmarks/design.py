@@ -12,14 +12,15 @@ Sections (exact quadrature unless stated; the laws are normal, Beta(2,5), Gumbel
   other m-1 samples (leave-one-out) and credit ``(r_i - T(max of others))_+`` where T carries
   the max of m-1 to the max of N-1 under the fitted tail. SVR by Monte Carlo (pathwise form).
 * ``weights``: among weights meeting the moment constraints, SVR, rho and |w| for bon (N = m),
-  prefix_tea as shipped (flat below the median), its earlier criterion (least |w|^2 on
+  prefix_tea as shipped (flat in the bulk), its earlier criterion (least |w|^2 on
   k = 2..m), least |w|^2 and least |k w|^2 on all k, and tea at several smoothing values.
 * ``discrete``: binary rewards, where no GEV law fits: the credit of a success over a failure,
   estimator vs truth, and how often the top two rewards of a varied group tie.
 * ``mixture``: the policy gradient direction between two response modes when one group's law
   is a mixture (the mismatch bandit's state during training): estimator vs truth for
   d/d(p_B - p_A) of J_N, with xi fitted on k >= 1 or k >= 2.
-* ``bulk`` (opt-in, about 10 minutes): prefix_tea's flat quantile and smoothing, end to end.
+* ``bulk`` (opt-in, about 12 minutes): prefix_tea's flat quantile (rules in m) and smoothing,
+  end to end at three budgets.
 * ``monotone``: the largest SVR that credit which never decreases with the reward can have
   (a linear program over the weights, on the exact GEV law): below 0.85 at m = 8, N = 64.
 * ``prefix_variants`` (opt-in, about 2 minutes): prefix_tea weight choices aimed at its no-regret
@@ -322,7 +323,7 @@ def section_prefix_variants(m: int = 8, n: int = 64):
     from tea_verl.quality import measure
 
     variants = {
-        "shipped (flat below the median)": ORIGINAL_PREFIX_WEIGHTS,
+        "shipped (flat in the bulk)": ORIGINAL_PREFIX_WEIGHTS,
         "shipped, order 2, rho = -1": _order2_weights(-1.0),
         "shipped, order 2, rho = -2": _order2_weights(-2.0),
         "least |w|^2, k >= 2 (earlier)": least_norm_k2,
@@ -357,38 +358,50 @@ def section_prefix_variants(m: int = 8, n: int = 64):
         E.prefix_tea_weights = ORIGINAL_PREFIX_WEIGHTS
 
 
-def section_bulk(quantiles=(0.4, 0.5, 0.6), smoothings=(1e-4, 1e-3, 1e-2), budgets=((8, 64), (4, 32))):
-    """prefix_tea's two settings: the quantile below which its credit is kept flat, and the
-    smoothing (weight of |w|^2). SVR/rho on the normal law, |w| at the xi fitted on it, and the
-    no-regret and mismatch bandits after 1000 steps (3 seeds), per budget."""
+BULK_RULES = {
+    "(m-1)/(m+1)": lambda m: (m - 1) / (m + 1),  # shipped: the second-largest sample's quantile
+    "1/2": lambda m: 0.5,
+    "(m-2)/(m+1)": lambda m: (m - 2) / (m + 1),
+    "m/(m+1)": lambda m: m / (m + 1),
+}
+
+
+def section_bulk(budgets=((8, 64), (4, 32), (16, 256))):
+    """prefix_tea's two settings: the quantile below which its credit is kept flat (rules in m)
+    and the smoothing (weight of |w|^2). SVR/rho on the normal law, |w| at the xi fitted on it,
+    and the no-regret (gain, and its multiple of bon_m's paired by seed) and mismatch bandits
+    after 1000 steps (3 seeds), per budget."""
     import verl  # noqa: F401
 
     from benchmarks.bandit import run
     from tea_verl.quality import measure
 
-    print("## bulk: prefix_tea's flat quantile and smoothing; SVR/rho on normal; bandits after 1000 steps (3 seeds)")
-    print(f"{'m':>3s} {'N':>4s} {'quantile':>8s} {'smoothing':>9s} {'|w|':>6s} {'SVR':>5s} {'rho':>5s} {'no regret':>9s} {'mismatch':>8s}")
-    default = E.BULK_QUANTILE
+    configs = [(rule, 1e-3) for rule in BULK_RULES] + [("(m-1)/(m+1)", 1e-4), ("(m-1)/(m+1)", 1e-2)]
+    print("## bulk: prefix_tea's flat quantile q and smoothing; SVR/rho on normal; bandits after 1000 steps (3 seeds)")
+    print(f"{'m':>3s} {'N':>4s} {'rule':>12s} {'q':>5s} {'smoothing':>9s} {'|w|':>6s} {'SVR':>5s} {'rho':>5s} "
+          f"{'no regret':>9s} {'x bon_m':>15s} {'mismatch':>8s}")
+    shipped = E.bulk_quantile
     try:
         for m, n in budgets:
             xi = round(fit_xi(curve(LAWS["normal"], m), phi_gev, 2) / E.SHAPE_GRID_STEP) * E.SHAPE_GRID_STEP
-            base = {t: float(np.mean(run(t, m, n, ["bon_m"], 3, 96, [1000], 0.05, progress=False)["bon_m"][0]))
-                    for t in ("random", "mismatch")}
-            print(f"{m:3d} {n:4d} {'bon_m':>18s} {1.0:6.2f} {'':>5s} {'':>5s} {base['random']:9.3f} {base['mismatch']:8.3f}")
-            for q in quantiles:
-                E.BULK_QUANTILE = q
+            res = {t: run(t, m, n, ["bon_m"], 3, 96, [1000], 0.05, progress=False)["bon_m"][0] for t in ("random", "mismatch")}
+            ref = np.asarray(res["random"])[:, -1]
+            print(f"{m:3d} {n:4d} {'bon_m':>12s} {'':>5s} {'':>9s} {1.0:6.2f} {'':>5s} {'':>5s} {ref.mean():9.3f} "
+                  f"{'':>15s} {np.mean(res['mismatch']):8.3f}")
+            for rule, s in configs:
+                E.bulk_quantile = BULK_RULES[rule]
                 E.prefix_tea_weights.cache_clear()
-                for s in smoothings:
-                    w = E.prefix_tea_weights(m, n, xi, smoothing=s)
-                    r = measure(LAWS["normal"], m, n, "prefix_tea", groups=512, batches=20, seed=0,
-                                tea_keys={"smoothing": s})
-                    est = f"prefix_tea@{s}"
-                    sc = {t: float(np.mean(run(t, m, n, [est], 3, 96, [1000], 0.05, progress=False)[est][0]))
-                          for t in ("random", "mismatch")}
-                    print(f"{m:3d} {n:4d} {q:8.2f} {s:9.0e} {float(w.norm()):6.2f} {r['svr']:5.2f} {r['rho']:5.2f} "
-                          f"{sc['random']:9.3f} {sc['mismatch']:8.3f}", flush=True)
+                w = E.prefix_tea_weights(m, n, xi, smoothing=s)
+                r = measure(LAWS["normal"], m, n, "prefix_tea", groups=512, batches=20, seed=0, tea_keys={"smoothing": s})
+                est = f"prefix_tea@{s}"
+                gain = np.asarray(run("random", m, n, [est], 3, 96, [1000], 0.05, progress=False)[est][0])[:, -1]
+                mis = float(np.mean(run("mismatch", m, n, [est], 3, 96, [1000], 0.05, progress=False)[est][0]))
+                ratio = gain / ref
+                print(f"{m:3d} {n:4d} {rule:>12s} {BULK_RULES[rule](m):5.2f} {s:9.0e} {float(w.norm()):6.2f} {r['svr']:5.2f} "
+                      f"{r['rho']:5.2f} {gain.mean():9.3f} {ratio.mean():6.3f} +- {np.std(ratio, ddof=1) / math.sqrt(3):5.3f} "
+                      f"{mis:8.3f}", flush=True)
     finally:
-        E.BULK_QUANTILE = default
+        E.bulk_quantile = shipped
         E.prefix_tea_weights.cache_clear()
 
 
@@ -457,7 +470,8 @@ def section_attractor(m: int = 8, n: int = 64, seed: int = 0, steps: int = 1000)
     print("   pushed: prompts (of 96) whose worst mode (lowest best-of-N value) gets positive expected credit at the uniform start;")
     print(f"   after {steps} Adam steps: mean probability on the worst mode, prompts with more than 10 % on it, best-of-N gain")
     print("   P < 0: the quantiles u where the credit slope P(u) = sum_k k w_k u^(k-1) is negative (credit falls as the reward rises)")
-    print("   rms P: the root mean square of P(u) over u < 1/2 (its mean over [0, 1] is 1)")
+    q = E.bulk_quantile(m)
+    print(f"   rms P: the root mean square of P(u) over u < {q:.2f}, prefix_tea's flat quantile at m = {m} (its mean over [0, 1] is 1)")
     print(f"{'estimator':20s} {'P < 0':>20s} {'rms P':>6s} {'pushed':>7s} {'p(worst)':>9s} {'>10 %':>6s} {'gain':>7s}")
     u = np.linspace(0.0, 1.0, 2001)
     for name, w in weights.items():
@@ -466,7 +480,7 @@ def section_attractor(m: int = 8, n: int = 64, seed: int = 0, steps: int = 1000)
         neg = np.concatenate([[False], slope < 0, [False]])
         edges = np.flatnonzero(np.diff(neg.astype(int)))  # starts and ends of the negative runs
         lobe = ",".join(f"{u[a]:.2f}-{u[b - 1]:.2f}" for a, b in zip(edges[::2], edges[1::2])) or "none"
-        rms = math.sqrt(float(np.mean(slope[u < 0.5] ** 2)))
+        rms = math.sqrt(float(np.mean(slope[u < q] ** 2)))
         pushed = sum(int(_mode_credit(uniform[p], task.mu[p], task.sd[p], w)[worst[p]] > 0) for p in range(P))
         if name.startswith("truth"):
             print(f"{name:20s} {lobe:>20s} {rms:6.3f} {pushed:7d}")
@@ -487,7 +501,7 @@ def section_attractor(m: int = 8, n: int = 64, seed: int = 0, steps: int = 1000)
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sections", default="basis,plugin,weights,mixture,discrete,monotone",
-                    help="comma list; prefix_variants (about 2 minutes), bulk (about 10 minutes) and attractor (about 15 seconds) run only when named")
+                    help="comma list; prefix_variants (about 2 minutes), bulk (about 12 minutes) and attractor (about 15 seconds) run only when named")
     args = ap.parse_args(argv)
     for s in args.sections.split(","):
         {"basis": section_basis, "plugin": section_plugin, "weights": section_weights,

@@ -42,7 +42,7 @@ class TeaConfig:
     smoothing: float = 1e-3
     """Weight of ``|w|^2`` (the variance proxy) against each estimator's criterion: for ``tea`` the
     L2 error of the approximated best-of-N advantage, for ``prefix_tea`` the credit's variation
-    below the law's median (its worst-case bias from the bulk of the law). Larger is lower
+    in the bulk of the law (its worst-case bias from the bulk). Larger is lower
     variance (``inf`` would be the least-norm moment-cancelling weights over all orders, for
     both); smaller follows the criterion more closely. Chosen by the benchmarks in
     docs/estimators.md."""

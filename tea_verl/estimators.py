@@ -15,8 +15,8 @@ estimates ``grad J_N`` with ``J_N = E[max of N rewards]``:
   ``sum_k w_k = 1`` and ``sum_k w_k phi_xi(k) = phi_xi(N)`` on the GEV test-time scaling law
   ``J_n = a + b * phi_xi(n)``, ``phi_xi(n) = (n^xi - 1) / xi`` (``xi -> 0``: ``log n``), with one
   shape xi per batch fitted on the summed exact best-of-k curves (k >= 2). ``prefix_tea`` takes
-  the solution whose credit varies least below the law's median (where the upper-tail model
-  makes no claim), ``tea`` the one that best approximates the best-of-N advantage
+  the solution whose credit varies least below the quantile of a group's second-best sample
+  (the bulk, which the upper-tail model does not describe), ``tea`` the one that best approximates the best-of-N advantage
   ``N * A_N(r)`` of the fitted GEV(xi) law in L2; both add ``smoothing * |w|^2``.
   When ``N <= m`` both reduce to ``bon`` exactly (``w`` is the unit vector at ``k = N``). Both
   refuse discrete rewards (top-two ties, :func:`top_tie_rate`), where no GEV law fits.
@@ -61,9 +61,6 @@ _F64 = torch.float64
 # Grid on which the pooled tail shape xi is fitted (step 0.005): fits land on grid points, so
 # the per-(m, N, xi) weight caches below are reused across batches.
 SHAPE_GRID_STEP = 0.005
-# prefix_tea keeps its credit flat below this quantile of the law, where the upper-tail model
-# makes no claim (docs/estimators.md, section 5, has the sensitivity to it).
-BULK_QUANTILE = 0.5
 
 
 # ----------------------------------------------------------------------------------------------
@@ -282,6 +279,15 @@ def _constraints(m: int, n: int, xi: float, order: int, rho: float) -> tuple[tor
     return torch.stack(rows), torch.tensor(rhs, dtype=_F64)
 
 
+def bulk_quantile(m: int) -> float:
+    """The quantile below which ``prefix_tea`` keeps a group of m samples' credit flat:
+    ``(m - 1) / (m + 1)``, the expected quantile ``E[F(r_(m-1))]`` of the group's second-largest
+    reward (1/2 at m = 3, 7/9 at m = 8). The upper-tail model speaks through the group's top
+    samples; below them the law is bulk, which the model does not describe. The sensitivity to
+    this choice is measured in docs/estimators.md, section 5."""
+    return (m - 1) / (m + 1)
+
+
 def _bulk_slope_gram(m: int, bulk: float) -> torch.Tensor:
     """``H[k-1, l-1] = int_0^bulk (k u^(k-1)) (l u^(l-1)) du = k l bulk^(k+l-1) / (k+l-1)``: the
     Gram matrix of the credit slope ``P(u) = sum_k k w_k u^(k-1)`` over the quantiles below
@@ -307,13 +313,13 @@ def prefix_tea_weights(
 ) -> torch.Tensor:
     """Prefix-TEA weights ``w`` (m,): moment cancellation, robust to the bulk of the law.
 
-    Minimises ``int_0^BULK_QUANTILE P(u)^2 du + smoothing * |w|^2`` subject to the moment
-    constraints, with ``P(u) = sum_k k w_k u^(k-1)`` the slope of the expected credit
-    (``E[credit | r] = int^r P(F(t)) dt``). The tail law is an assumption about the upper tail
-    only; if the law's quantile-function gradient differs from the model's by ``delta`` below the
-    median, the gradient is off by ``int_0^0.5 delta P du``, at most ``|P|_{L2(0, 0.5)} |delta|``
-    (Cauchy-Schwarz): the first term is that worst-case bias, the second a variance proxy.
-    The best-of-N slope ``N u^(N-1)`` is itself nearly 0 there. ``smoothing -> inf`` gives the
+    Minimises ``int_0^q P(u)^2 du + smoothing * |w|^2`` subject to the moment constraints, with
+    ``P(u) = sum_k k w_k u^(k-1)`` the slope of the expected credit
+    (``E[credit | r] = int^r P(F(t)) dt``) and ``q = bulk_quantile(m)``. The tail law is an
+    assumption about the upper tail only; if the law's quantile-function gradient differs from
+    the model's by ``delta`` below q, the gradient is off by ``int_0^q delta P du``, at most
+    ``|P|_{L2(0, q)} |delta|`` (Cauchy-Schwarz): the first term is that worst-case bias, the
+    second a variance proxy. The best-of-N slope ``N u^(N-1)`` is nearly 0 there. ``smoothing -> inf`` gives the
     least-norm moment-cancelling weights (docs/estimators.md, section 5). For ``n <= m`` this is
     the unit vector at ``k = n`` (exact ``bon``). Needs ``m > order``.
     """
@@ -324,7 +330,7 @@ def prefix_tea_weights(
     if m <= order:
         raise ValueError(f"prefix_tea of order {order} needs groups of at least {order + 1} samples, got {m}")
     C, d = _constraints(m, n, xi, order, rho)
-    H = _bulk_slope_gram(m, BULK_QUANTILE) + smoothing * torch.eye(m, dtype=_F64)
+    H = _bulk_slope_gram(m, bulk_quantile(m)) + smoothing * torch.eye(m, dtype=_F64)
     return _constrained_least_squares(H, torch.zeros(m, dtype=_F64), C, d)
 
 

@@ -357,7 +357,7 @@ def test_top_tie_rate_counts_only_varied_groups_that_need_extrapolation():
     assert (rate, count) == (0.5, 2)
 
 
-def _bulk_slope_energy(w: torch.Tensor, bulk: float = 0.5) -> float:
+def _bulk_slope_energy(w: torch.Tensor, bulk: float) -> float:
     """int_0^bulk P(u)^2 du for P(u) = sum_k k w_k u^(k-1), by Gauss-Legendre quadrature."""
     x, q = np.polynomial.legendre.leggauss(64)
     u = torch.tensor(bulk * (x + 1) / 2, dtype=torch.float64)[:, None]
@@ -368,16 +368,16 @@ def _bulk_slope_energy(w: torch.Tensor, bulk: float = 0.5) -> float:
 
 @pytest.mark.parametrize("m,n", [(4, 32), (8, 64), (16, 256)])
 def test_prefix_tea_minimises_bulk_slope_plus_smoothing(m, n):
-    # prefix_tea = argmin int_0^0.5 P^2 du + smoothing |w|^2 subject to the moment constraints:
-    # every feasible move away from it raises that objective (computed here by quadrature, not
-    # with the estimator's Gram matrix)
+    # prefix_tea = argmin int_0^q P^2 du + smoothing |w|^2 subject to the moment constraints,
+    # q = (m-1)/(m+1): every feasible move away from it raises that objective (computed here by
+    # quadrature, not with the estimator's Gram matrix)
     xi, s = -0.25, 1e-3
     w = E.prefix_tea_weights(m, n, xi)
     C, d = E._constraints(m, n, xi, 1, -1.0)
     assert torch.allclose(C @ w, d)
 
     def objective(v):
-        return _bulk_slope_energy(v) + s * float(v @ v)
+        return _bulk_slope_energy(v, (m - 1) / (m + 1)) + s * float(v @ v)
 
     null = torch.linalg.svd(C).Vh[C.shape[0]:]  # directions that keep the constraints
     gen = torch.Generator().manual_seed(0)
@@ -388,10 +388,11 @@ def test_prefix_tea_minimises_bulk_slope_plus_smoothing(m, n):
 
 
 @pytest.mark.parametrize("m,n", [(4, 32), (8, 64), (16, 256)])
-def test_prefix_tea_credit_is_flatter_below_the_median_than_least_norm(m, n):
+def test_prefix_tea_credit_is_flatter_in_the_bulk_than_least_norm(m, n):
     C, d = E._constraints(m, n, -0.25, 1, -1.0)
     least_norm = C.T @ torch.linalg.solve(C @ C.T, d)
     w = E.prefix_tea_weights(m, n, -0.25)
-    assert _bulk_slope_energy(w) < _bulk_slope_energy(least_norm)
+    q = (m - 1) / (m + 1)
+    assert _bulk_slope_energy(w, q) < _bulk_slope_energy(least_norm, q)
     # and it tends to the least-norm weights as smoothing grows
     assert torch.allclose(E.prefix_tea_weights(m, n, -0.25, smoothing=1e7), least_norm, atol=1e-5)
