@@ -42,10 +42,9 @@ class TeaConfig:
     smoothing: float = 1e-3
     """Weight of ``|w|^2`` (the variance proxy) against each estimator's criterion: for ``tea`` the
     L2 error of the approximated best-of-N advantage, for ``prefix_tea`` the credit's variation
-    in the bulk of the law (its worst-case bias from the bulk). Larger is lower
-    variance (``inf`` would be the least-norm moment-cancelling weights over all orders, for
-    both); smaller follows the criterion more closely. Chosen by the benchmarks in
-    docs/estimators.md."""
+    in the bulk of the law (its worst-case bias from the bulk). Larger is lower variance
+    (``inf`` would be the least-norm moment-cancelling weights over all orders, for both);
+    smaller follows the criterion more closely. Chosen by the benchmarks in docs/estimators.md."""
 
     order: int = 1
     """Moment-cancellation order: 1 cancels (a, b) of the scaling law; 2 also cancels a

@@ -16,8 +16,9 @@ estimates ``grad J_N`` with ``J_N = E[max of N rewards]``:
   ``J_n = a + b * phi_xi(n)``, ``phi_xi(n) = (n^xi - 1) / xi`` (``xi -> 0``: ``log n``), with one
   shape xi per batch fitted on the summed exact best-of-k curves (k >= 2). ``prefix_tea`` takes
   the solution whose credit varies least below the quantile of a group's second-best sample
-  (the bulk, which the upper-tail model does not describe), ``tea`` the one that best approximates the best-of-N advantage
-  ``N * A_N(r)`` of the fitted GEV(xi) law in L2; both add ``smoothing * |w|^2``.
+  (the bulk, which the upper-tail model does not describe); ``tea`` the one that best
+  approximates the best-of-N advantage ``N * A_N(r)`` of the fitted GEV(xi) law in L2. Both add
+  ``smoothing * |w|^2``.
   When ``N <= m`` both reduce to ``bon`` exactly (``w`` is the unit vector at ``k = N``). Both
   refuse discrete rewards (top-two ties, :func:`top_tie_rate`), where no GEV law fits.
 
@@ -297,7 +298,9 @@ def _bulk_slope_gram(m: int, bulk: float) -> torch.Tensor:
     return k[:, None] * k[None, :] * torch.exp(s * math.log(bulk)) / s
 
 
-def _constrained_least_squares(H: torch.Tensor, f: torch.Tensor, C: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+def _constrained_least_squares(
+    H: torch.Tensor, f: torch.Tensor, C: torch.Tensor, d: torch.Tensor
+) -> torch.Tensor:
     """``argmin_w w' H w - 2 f' w`` subject to ``C w = d`` (H positive definite), by its KKT system."""
     m, q = H.shape[0], C.shape[0]
     kkt = torch.zeros(m + q, m + q, dtype=_F64)
@@ -319,9 +322,10 @@ def prefix_tea_weights(
     assumption about the upper tail only; if the law's quantile-function gradient differs from
     the model's by ``delta`` below q, the gradient is off by ``int_0^q delta P du``, at most
     ``|P|_{L2(0, q)} |delta|`` (Cauchy-Schwarz): the first term is that worst-case bias, the
-    second a variance proxy. The best-of-N slope ``N u^(N-1)`` is nearly 0 there. ``smoothing -> inf`` gives the
-    least-norm moment-cancelling weights (docs/estimators.md, section 5). For ``n <= m`` this is
-    the unit vector at ``k = n`` (exact ``bon``). Needs ``m > order``.
+    second a variance proxy. The best-of-N slope ``N u^(N-1)`` is nearly 0 there.
+    ``smoothing -> inf`` gives the least-norm moment-cancelling weights (docs/estimators.md,
+    section 5). For ``n <= m`` this is the unit vector at ``k = n`` (exact ``bon``). Needs
+    ``m > order``.
     """
     if n <= m:
         w = torch.zeros(m, dtype=_F64)
