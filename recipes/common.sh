@@ -1,6 +1,26 @@
 # Shared launcher of the best-of-N recipes; sourced by recipes/<name>/run_*.sh after they set
-# their environment (every variable below has a default there). Not executable on its own.
+# their own environment (RECIPE, DATA_DIR; NNODES and RAY_ADDRESS for multi-node). Not executable
+# on its own.
 # shellcheck shell=bash
+
+# The budget every recipe shares (one place, so that GRPO, TEA and Prefix-TEA runs of different
+# recipes stay comparable); each can be overridden from the environment.
+METHOD="${METHOD:-tea}"
+POLICY_PATH="${POLICY_PATH:-Qwen/Qwen2.5-1.5B-Instruct}"
+RM_PATH="${RM_PATH:-Skywork/Skywork-Reward-V2-Qwen3-1.7B}"
+M="${M:-8}"                                 # rollouts per prompt in training (rollout.n)
+N="${N:-64}"                                # deployment best-of-N (algorithm.tea.N)
+VAL_N="${VAL_N:-64}"                        # samples per core250 prompt at validation
+TRAIN_BATCH_SIZE="${TRAIN_BATCH_SIZE:-128}" # prompts per step
+MAX_PROMPT_LENGTH="${MAX_PROMPT_LENGTH:-1024}"
+MAX_RESPONSE_LENGTH="${MAX_RESPONSE_LENGTH:-1024}"
+TOTAL_STEPS="${TOTAL_STEPS:-200}"
+ROLLOUT_TP="${ROLLOUT_TP:-1}"               # vLLM tensor parallel size of the policy
+NNODES="${NNODES:-1}"
+GPUS_PER_NODE="${GPUS_PER_NODE:-8}"
+OUT_DIR="${OUT_DIR:-outputs}"
+LOGGER="${LOGGER:-[console]}"
+DRY_RUN="${DRY_RUN:-0}"
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONFIG_DIR="$REPO_ROOT/recipes/config"
