@@ -12,43 +12,7 @@ import os
 
 import numpy as np
 
-WORDS = (
-    "the a an is are was be to of and in that it for on with as at by this from or not but what how why "
-    "who which when where can do does please explain write tell me you i we they he she good bad best answer "
-    "question help helpful honest harmless safe sure here step first then finally because so yes no maybe "
-    "code math story poem list one two three four five six seven eight nine ten zero plus minus equals"
-).split()
-SPECIAL = ["<pad>", "<unk>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>"]
-CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} {% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|> {% endif %}"
-)
-
-
-def build_tokenizer(path: str | None = None):
-    """A fast word-level tokenizer with a chat template; saved to ``path`` when given."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {tok: i for i, tok in enumerate(SPECIAL + list(dict.fromkeys(WORDS)) + [str(d) for d in range(10)] + list(".,?!:;'\"()-+=*/"))}
-    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(), pre_tokenizers.Digits(individual_digits=True)])
-    from tokenizers import decoders
-
-    tk.decoder = decoders.WordPiece(prefix="##", cleanup=True)
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=tk,
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        additional_special_tokens=SPECIAL[4:],
-    )
-    tok.chat_template = CHAT_TEMPLATE
-    if path is not None:
-        os.makedirs(path, exist_ok=True)
-        tok.save_pretrained(path)
-    return tok
+from tea_verl.tiny import CHAT_TEMPLATE, SPECIAL, WORDS, build_tokenizer  # noqa: F401  (re-exported)
 
 
 def build_reward_model(tokenizer, seed: int = 0, hidden: int = 32, layers: int = 2):

@@ -3,6 +3,7 @@
   demo        the mismatch bandit on CPU (the main job): every estimator against the N-rollout oracle
   diagnose    your reward samples: tail shape, scaling-law check, estimator quality, a recommendation
   bon-report  best-of-k and selected-gold curves, the scaling-law fit and its extrapolation
+  smoke       a real verl launch on the CPU with a tiny model: check a config before GPU hours
   preflight   compose a trainer config and check it before any GPU work
   config-dir  the directory of tea_trainer.yaml (for verl's --config-path)
 """
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     # every demo option (--quick, --m, --N, --steps, ...) belongs to tea_verl.demo; forward them all,
     # --help included
     sub.add_parser("demo", add_help=False, help="the mismatch bandit on CPU: every estimator vs the N-rollout oracle, with a plot")
+    sub.add_parser("smoke", add_help=False, help="a real verl launch on the CPU with a tiny model, a few steps: check a config before GPU hours")
     dg = sub.add_parser(
         "diagnose",
         help="is your reward tail in the regime the estimators assume? which estimator and settings to use",
@@ -81,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         from tea_verl import demo
 
         return demo.main(rest)
+    if args.cmd == "smoke":
+        from tea_verl import smoke
+
+        return smoke.main(rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     if args.cmd == "diagnose":

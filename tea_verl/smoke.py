@@ -1,0 +1,500 @@
+"""``tea-verl smoke``: a real verl launch on the CPU with a tiny model, to check a config before GPU hours.
+
+It composes the same Hydra config a recipe launch would (``--config-name``/``--config-path``, or
+``--recipe FILE``, plus overrides), swaps in what a laptop can run, says which keys it replaced,
+and runs ``python -m tea_verl.main_ppo`` with the CPU backend (:mod:`tea_verl.cpu`): verl's
+FSDP2 actor, agent loop, reward loop, the estimator under test, weight sync and validation with
+the ``best_of_n`` manager and the exact best-of-k metrics.
+
+What it replaces (everything else, the estimator and its ``algorithm.tea.*`` keys, the group
+size ``rollout.n``, ``val_kwargs``, the optimiser, is the user's):
+
+* the model and tokenizer: a config-built Llama (hidden 64, 2 layers) and a word-level tokenizer
+  (:mod:`tea_verl.tiny`), built into ``OUT/assets``;
+* the data: 8 short prompts, 4 per training batch and 4 for validation, 16-token responses;
+* the reward: ``--reward-fn path.py:function`` (a verl custom reward function) or the built-in
+  rule-based :func:`tea_verl.tiny.lexicon_reward`, scored by the ``best_of_n`` manager (no reward
+  model);
+* the backend: ``trainer.device=cpu``, FSDP2, the ``hf_cpu`` rollout, sdpa attention, one Ray
+  worker of each kind, logical GPUs (one per rank), Ray on loopback in a private temp dir;
+* the schedule: ``--steps`` steps (default 3), validation after each;
+* only where the config leaves them unusable (a bare ``tea_trainer`` has ``rollout.n`` = 1, no
+  ``N`` and greedy validation): m = 8, N = 64 and 64 validation samples at temperature 1
+  (:func:`fill_ins`).
+
+Output: a progress line per step, a summary, and ``OUT/smoke.json`` with every metric verl logged
+per step, the replaced keys, the weight-sync log and the checks. Exit status 0 only when every
+check passed: finite non-zero advantages, the actor's weights changed and reached the rollout
+(rollout log-probs match the actor's recomputed ones), and the best-of-N validation metrics are
+present. ``OUT/smoke.log`` holds verl's full output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from tea_verl import CONFIG_DIR
+
+DEFAULT_REWARD = ("pkg://tea_verl.tiny", "lexicon_reward")
+TRAIN_PROMPTS = 4
+RESPONSE_LENGTH = 16
+LOGPROB_TOL = 0.05  # max |rollout - actor| token log-prob: float32 vs bf16-free recompute, loose enough for sdpa padding
+
+
+class SmokeError(RuntimeError):
+    """A smoke run that cannot start or did not pass; the message says what and the fix."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tea-verl smoke",
+        description="Run a verl launch on the CPU with a tiny model for a few steps (through python -m "
+        "tea_verl.main_ppo) to check a config, estimator, reward wiring and validation metrics.",
+        epilog="Example: tea-verl smoke --recipe recipes/config/tea.yaml algorithm.tea.N=64",
+    )
+    p.add_argument("--config-name", default=None, help="Hydra config name (default: tea_trainer)")
+    p.add_argument("--config-path", default=None, help="Hydra config directory (default: tea-verl's)")
+    p.add_argument("--recipe", default=None, help="a recipe YAML, e.g. recipes/config/tea.yaml (sets both of the above)")
+    p.add_argument("--reward-fn", default=None, help="path.py:function, a verl custom reward function (default: a built-in rule-based one)")
+    p.add_argument("--steps", type=int, default=3, help="training steps, each followed by validation (default 3)")
+    p.add_argument("--ranks", type=int, default=1, help="FSDP2 ranks over gloo, one rollout replica each (default 1)")
+    p.add_argument("--out", default="smoke_out", help="output directory (default smoke_out/)")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds before the run is stopped (default 900)")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, as for a recipe launch")
+    return p
+
+
+def _parse_reward_fn(spec: str | None) -> tuple[str, str]:
+    if spec is None:
+        return DEFAULT_REWARD
+    if ":" not in spec:
+        raise SmokeError(f"--reward-fn takes path.py:function, got {spec!r}")
+    path, name = spec.rsplit(":", 1)
+    path = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isfile(path):
+        raise SmokeError(f"--reward-fn: {path} does not exist (give path.py:function of a verl custom reward function)")
+    spec_ = importlib.util.spec_from_file_location("_tea_smoke_reward", path)
+    module = importlib.util.module_from_spec(spec_)
+    try:
+        spec_.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - reported as one line
+        raise SmokeError(f"--reward-fn: importing {path} failed: {type(exc).__name__}: {exc}") from None
+    if not callable(getattr(module, name, None)):
+        raise SmokeError(f"--reward-fn: {path} has no function {name!r}")
+    return path, name
+
+
+def _config_location(args) -> tuple[str, str]:
+    if args.recipe:
+        recipe = os.path.abspath(args.recipe)
+        if not os.path.isfile(recipe):
+            raise SmokeError(f"--recipe: {args.recipe} does not exist (e.g. recipes/config/tea.yaml in a clone)")
+        return os.path.dirname(recipe), os.path.splitext(os.path.basename(recipe))[0]
+    path = os.path.abspath(args.config_path or CONFIG_DIR)
+    return path, args.config_name or "tea_trainer"
+
+
+def _compose(config_dir: str, config_name: str, overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=config_dir, version_base=None):
+            return compose(config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise SmokeError(f"the config does not compose: {str(exc).splitlines()[0]}") from None
+
+
+def smoke_overrides(out: str, assets: str, reward: tuple[str, str], steps: int, ranks: int, ray_tmp: str, batch: int, m: int) -> dict[str, object]:
+    """The keys ``tea-verl smoke`` sets, key -> value (applied with Hydra's ``++``)."""
+    model = os.path.join(assets, "model")
+    if (batch * m) % ranks:
+        raise SmokeError(f"--ranks {ranks} must divide the {batch * m} training samples ({batch} prompts x rollout.n {m})")
+    micro = batch * m // ranks  # one micro batch per rank: its whole share of the (tiny) batch
+    return {
+        "trainer.device": "cpu",
+        "trainer.nnodes": 1,
+        "trainer.n_gpus_per_node": ranks,
+        "trainer.total_training_steps": steps,
+        "trainer.total_epochs": 1000,
+        "trainer.test_freq": 1,
+        "trainer.val_before_train": False,
+        "trainer.save_freq": -1,
+        "trainer.logger": "[console,file]",
+        "trainer.project_name": "tea_verl_smoke",
+        "trainer.experiment_name": "smoke",
+        "trainer.default_local_dir": os.path.join(out, "checkpoints"),
+        "trainer.validation_data_dir": None,
+        "ray_kwargs.ray_init.num_cpus": 8,
+        "ray_kwargs.ray_init.num_gpus": ranks,
+        "ray_kwargs.ray_init.include_dashboard": False,
+        "ray_kwargs.ray_init._temp_dir": ray_tmp,
+        "ray_kwargs.ray_init._node_ip_address": "127.0.0.1",
+        "data.train_files": os.path.join(assets, "train.parquet"),
+        "data.val_files": os.path.join(assets, "val.parquet"),
+        "data.train_batch_size": batch,
+        "data.val_batch_size": None,
+        "data.max_prompt_length": 32,
+        "data.max_response_length": RESPONSE_LENGTH,
+        "data.dataloader_num_workers": 0,
+        "data.filter_overlong_prompts": False,
+        "actor_rollout_ref.model.path": model,
+        "actor_rollout_ref.model.use_remove_padding": False,
+        "actor_rollout_ref.model.use_shm": False,
+        "actor_rollout_ref.model.enable_gradient_checkpointing": False,
+        "actor_rollout_ref.model.override_config.attn_implementation": "sdpa",
+        "actor_rollout_ref.model.lora_rank": 0,
+        "actor_rollout_ref.actor.strategy": "fsdp2",
+        "actor_rollout_ref.ref.strategy": "fsdp2",
+        "actor_rollout_ref.actor.use_dynamic_bsz": False,
+        "actor_rollout_ref.actor.ppo_mini_batch_size": batch,
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": micro,
+        "actor_rollout_ref.actor.fsdp_config.param_offload": False,
+        "actor_rollout_ref.actor.fsdp_config.optimizer_offload": False,
+        "actor_rollout_ref.ref.fsdp_config.param_offload": False,
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu": micro,
+        "actor_rollout_ref.ref.log_prob_use_dynamic_bsz": False,
+        "actor_rollout_ref.rollout.name": "hf_cpu",
+        "actor_rollout_ref.rollout.mode": "async",
+        "actor_rollout_ref.rollout.tensor_model_parallel_size": 1,
+        "actor_rollout_ref.rollout.data_parallel_size": 1,
+        "actor_rollout_ref.rollout.calculate_log_probs": True,
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu": micro,
+        "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz": False,
+        "actor_rollout_ref.rollout.agent.num_workers": 1,
+        "actor_rollout_ref.rollout.load_format": "auto",
+        "reward.num_workers": 1,
+        "reward.reward_model.enable": False,
+        "reward.reward_manager.name": "best_of_n",
+        "reward.custom_reward_function.path": reward[0],
+        "reward.custom_reward_function.name": reward[1],
+        "reward.best_of_n.proxy": "function",
+        "reward.best_of_n.gold": "none",
+        "transfer_queue.backend.SimpleStorage.num_data_storage_units": 1,
+    }
+
+
+def fill_ins(cfg) -> dict[str, object]:
+    """Values for the keys a bare config leaves unusable (``tea_trainer`` has rollout.n = 1, no N,
+    greedy validation): m = 8, N = 64 (``bon``: N = m), validation n = max(N, 16) sampled at
+    temperature 1. Keys the user's config or overrides set to usable values are left alone."""
+    from omegaconf import OmegaConf
+
+    def sel(key, default=None):
+        v = OmegaConf.select(cfg, key, default=default, throw_on_missing=False)
+        return default if v is None else v
+
+    out: dict[str, object] = {}
+    m = int(sel("actor_rollout_ref.rollout.n", 1))
+    if m < 2:
+        m = out["actor_rollout_ref.rollout.n"] = 8
+    est = str(sel("algorithm.adv_estimator", ""))
+    n_big = sel("algorithm.tea.N")
+    if n_big is None and est in ("tea", "prefix_tea", "bon"):
+        n_big = out["algorithm.tea.N"] = m if est == "bon" else 64
+    val_n = int(sel("actor_rollout_ref.rollout.val_kwargs.n", 1))
+    if val_n < 2:
+        out["actor_rollout_ref.rollout.val_kwargs.n"] = max(int(n_big or 0), 16)
+    if not bool(sel("actor_rollout_ref.rollout.val_kwargs.do_sample", False)) or float(sel("actor_rollout_ref.rollout.val_kwargs.temperature", 0.0)) <= 0:
+        out["actor_rollout_ref.rollout.val_kwargs.do_sample"] = True
+        out["actor_rollout_ref.rollout.val_kwargs.temperature"] = 1.0
+    return out
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _replaced(cfg, overrides: dict[str, object]) -> dict[str, tuple[object, object]]:
+    from omegaconf import OmegaConf
+
+    out = {}
+    for key, new in overrides.items():
+        try:
+            old = OmegaConf.select(cfg, key, default="<unset>", throw_on_missing=False)
+        except Exception:  # noqa: BLE001 - an unresolvable interpolation
+            old = "<interpolation>"
+        if OmegaConf.is_config(old):
+            old = OmegaConf.to_container(old)
+        if _fmt(old) != _fmt(new) and not (isinstance(old, list) and _fmt(new) == "[" + ",".join(map(str, old)) + "]"):
+            out[key] = (old, new)
+    return out
+
+
+def _build_assets(assets: str) -> None:
+    from tea_verl.tiny import PROMPTS, build_causal_lm, build_tokenizer, write_prompts
+
+    tok = build_tokenizer()
+    build_causal_lm(tok, os.path.join(assets, "model"))
+    write_prompts(os.path.join(assets, "train.parquet"), PROMPTS[:TRAIN_PROMPTS], split="train")
+    write_prompts(os.path.join(assets, "val.parquet"), PROMPTS[TRAIN_PROMPTS:], split="test")
+
+
+_STEP = re.compile(r"\bstep:(\d+) - (.*)$")
+
+
+def _num(text: str):
+    text = text.strip()
+    m = re.fullmatch(r"np\.\w+\((.*)\)", text)
+    text = m.group(1) if m else text
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _kill_leftovers(marker: str) -> int:
+    """Kill every process whose command line mentions ``marker`` (our private Ray temp dir)."""
+    killed = 0
+    for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmd:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+    return killed
+
+
+def _run(cmd: list[str], env: dict, log_path: str, steps: int, timeout: float, ray_tmp: str, progress) -> int:
+    start = time.time()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, bufsize=1)
+    seen = set()
+    try:
+        with open(log_path, "w") as log:
+            for line in proc.stdout:
+                log.write(line)
+                m = _STEP.search(line)
+                if m and int(m.group(1)) not in seen:
+                    seen.add(int(m.group(1)))
+                    progress(int(m.group(1)), steps, m.group(2), time.time() - start)
+                if time.time() - start > timeout:
+                    raise TimeoutError
+        return proc.wait()
+    except (KeyboardInterrupt, TimeoutError) as exc:
+        _stop(proc)
+        if isinstance(exc, TimeoutError):
+            raise SmokeError(f"the run took more than {timeout:.0f} s and was stopped (see {log_path})") from None
+        raise
+    finally:
+        if proc.poll() is None:
+            _stop(proc)
+        _kill_leftovers(ray_tmp)
+
+
+def _stop(proc) -> None:
+    for sig, wait in ((signal.SIGINT, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except OSError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _read_jsonl(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def evaluate(steps: list[dict], weight_log: list[dict], n_steps: int) -> list[dict]:
+    """The smoke checks per step: each is ``{"step", "check", "ok", "detail"}``."""
+    out = []
+
+    def add(step, check, ok, detail):
+        out.append({"step": step, "check": check, "ok": bool(ok), "detail": detail})
+
+    by_step = {int(r["step"]): r["data"] for r in steps}
+    syncs = sorted(weight_log, key=lambda r: r["weight_version"])
+    for k in range(1, n_steps + 1):
+        d = by_step.get(k)
+        if d is None:
+            add(k, "logged", False, "verl logged no metrics for this step")
+            continue
+        lo, hi = d.get("critic/advantages/min"), d.get("critic/advantages/max")
+        finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in (lo, hi))
+        add(k, "advantages finite and non-zero", finite and (abs(lo) > 0 or abs(hi) > 0), f"[{lo}, {hi}]")
+        diff = d.get("training/rollout_probs_diff_max")
+        add(k, "rollout log-probs match the actor's", diff is not None and math.isfinite(diff) and diff < LOGPROB_TOL,
+            f"max |p_rollout - p_actor| = {diff} (tolerance {LOGPROB_TOL})")
+        grad, lr = d.get("actor/grad_norm"), d.get("actor/lr")
+        # verl syncs the actor's weights to the rollout after each update, tagged with that step
+        after = [r for r in syncs if r.get("global_steps") is not None and int(r["global_steps"]) == k]
+        if after:
+            moved = min(r["l2_from_previous"] for r in after)
+            add(k, "actor weights changed and reached the rollout", moved > 0,
+                f"|w_after - w_before| = {moved:.3g} at the rollout's sync after step {k}")
+        else:
+            ok = grad is not None and math.isfinite(grad) and grad > 0 and lr is not None and lr > 0
+            add(k, "actor updated (no later sync: grad_norm > 0 and lr > 0)", ok, f"grad_norm {grad}, lr {lr}")
+        bon = [key for key in d if "/exact_best@" in key and key.endswith("/mean")]
+        sel = [key for key in d if key.startswith("val-") and "bon_selection_score" in key]
+        add(k, "best-of-N validation metrics present", bool(bon) and bool(sel),
+            f"{len(bon)} exact best-of-k means, {len(sel)} best_of_n selection-score metrics")
+    return out
+
+
+def _summary(steps: list[dict], checks: list[dict]) -> str:
+    lines = ["", "step   time s   reward mean   adv mean   adv min   adv max   val exact best@1 -> best@n"]
+    for row in steps:
+        d = row["data"]
+        best = sorted(((int(k.split("exact_best@")[1].split("/")[0]), v) for k, v in d.items() if "/exact_best@" in k and k.endswith("/mean")))
+        val = f"{best[0][1]:+.3f} -> {best[-1][1]:+.3f} (n={best[-1][0]})" if best else "-"
+        lines.append(f"{row['step']:>4} {d.get('timing_s/step', float('nan')):>8.1f} {d.get('critic/score/mean', float('nan')):>13.3f} "
+                     f"{d.get('critic/advantages/mean', float('nan')):>10.3f} {d.get('critic/advantages/min', float('nan')):>9.3f} "
+                     f"{d.get('critic/advantages/max', float('nan')):>9.3f}   {val}")
+    failed = [c for c in checks if not c["ok"]]
+    lines.append("")
+    lines.append(f"checks: {len(checks) - len(failed)}/{len(checks)} passed")
+    for c in failed:
+        lines.append(f"  FAILED step {c['step']}: {c['check']}: {c['detail']}")
+    return "\n".join(lines)
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.steps < 1:
+        raise SmokeError(f"--steps must be >= 1, got {args.steps}")
+    if args.ranks < 1:
+        raise SmokeError(f"--ranks must be >= 1, got {args.ranks}")
+    started = time.time()
+    out = os.path.abspath(args.out)
+    assets = os.path.join(out, "assets")
+    reward = _parse_reward_fn(args.reward_fn)
+    config_dir, config_name = _config_location(args)
+    user_cfg = _compose(config_dir, config_name, args.overrides)
+    batch = TRAIN_PROMPTS
+    ray_tmp = tempfile.mkdtemp(prefix="tea-smoke-ray-")
+    filled = fill_ins(user_cfg)
+    m = int(filled.get("actor_rollout_ref.rollout.n", user_cfg.actor_rollout_ref.rollout.n))
+    overrides = {**filled, **smoke_overrides(out, assets, reward, args.steps, args.ranks, ray_tmp, batch, m)}
+    replaced = _replaced(user_cfg, overrides)
+    hydra_overrides = list(args.overrides) + [f"++{k}={_fmt(v)}" for k, v in overrides.items()]
+    cfg = _compose(config_dir, config_name, hydra_overrides)
+
+    from omegaconf import OmegaConf
+
+    from tea_verl.preflight import check
+
+    _build_assets(assets)  # seconds; before the checks, which look for the data files
+    problems = check(cfg)
+    if problems:
+        raise SmokeError("the config would fail in verl:\n" + "\n".join(f"  - {p}" for p in problems))
+    est = cfg.algorithm.adv_estimator
+    print(f"[smoke] {config_name} ({config_dir}): adv_estimator={est}, rollout.n={m}, "
+          f"N={OmegaConf.select(cfg, 'algorithm.tea.N')}, val_kwargs.n={cfg.actor_rollout_ref.rollout.val_kwargs.n}, "
+          f"reward {reward[0]}:{reward[1]}", flush=True)
+    print(f"[smoke] replaced {len(replaced)} key(s) for the CPU run:", flush=True)
+    for key, (old, new) in replaced.items():
+        print(f"  {key}: {_fmt(old)} -> {_fmt(new)}", flush=True)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "composed_config.yaml"), "w") as f:
+        f.write(OmegaConf.to_yaml(cfg))
+    metrics_path = os.path.join(out, "metrics.jsonl")
+    weight_path = os.path.join(out, "weight_sync.jsonl")
+    for p in (metrics_path, weight_path):
+        if os.path.exists(p):
+            os.remove(p)
+    env = dict(os.environ)
+    modules = [x for x in env.get("VERL_USE_EXTERNAL_MODULES", "").split(",") if x]
+    env.update(
+        VERL_PLATFORM="cpu",
+        VERL_USE_EXTERNAL_MODULES=",".join(["tea_verl.cpu", *[x for x in modules if x != "tea_verl.cpu"]]),
+        VERL_FILE_LOGGER_PATH=metrics_path,
+        TEA_CPU_WEIGHT_LOG=weight_path,
+        RAY_AUTH_MODE=env.get("RAY_AUTH_MODE", "disabled"),
+        RAY_USAGE_STATS_ENABLED="0",
+        TOKENIZERS_PARALLELISM="false",
+        HYDRA_FULL_ERROR="0",
+    )
+    cmd = [sys.executable, "-m", "tea_verl.main_ppo", f"--config-path={config_dir}", f"--config-name={config_name}",
+           f"hydra.run.dir={os.path.join(out, 'hydra')}", *hydra_overrides]
+    log_path = os.path.join(out, "smoke.log")
+    print(f"[smoke] starting Ray and verl's workers (about a minute on 2 cores); full log: {log_path}", flush=True)
+
+    def progress(step, total, rest, elapsed):
+        fields = dict((kv.split(":", 1)[0].strip(), _num(kv.split(":", 1)[1])) for kv in rest.split(" - ") if ":" in kv)
+        print(f"[smoke] step {step}/{total} done at {elapsed:5.1f} s: step {fields.get('timing_s/step') or float('nan'):.1f} s, "
+              f"reward mean {fields.get('critic/score/mean') or float('nan'):+.3f}, advantages "
+              f"[{fields.get('critic/advantages/min') or float('nan'):+.3f}, {fields.get('critic/advantages/max') or float('nan'):+.3f}]",
+              flush=True)
+
+    rc = _run(cmd, env, log_path, args.steps, args.timeout, ray_tmp, progress)
+    steps = _read_jsonl(metrics_path)
+    weight_log = _read_jsonl(weight_path)
+    checks = evaluate(steps, weight_log, args.steps) if rc == 0 else []
+    result = {
+        "ok": rc == 0 and bool(checks) and all(c["ok"] for c in checks),
+        "returncode": rc,
+        "wall_s": round(time.time() - started, 1),
+        "config": {"config_path": config_dir, "config_name": config_name, "overrides": list(args.overrides),
+                   "adv_estimator": est, "rollout_n": m, "N": OmegaConf.select(cfg, "algorithm.tea.N"),
+                   "reward_fn": f"{reward[0]}:{reward[1]}", "ranks": args.ranks},
+        "replaced": {k: {"was": v[0], "now": v[1]} for k, v in replaced.items()},
+        "checks": checks,
+        "weight_sync": weight_log,
+        "steps": steps,
+    }
+    with open(os.path.join(out, "smoke.json"), "w") as f:
+        json.dump(result, f, indent=1, default=str)
+    if rc != 0:
+        raise SmokeError(f"verl's run failed (exit {rc}): {_last_error(log_path)}  Full log: {log_path}")
+    print(_summary(steps, checks))
+    print(f"\n[smoke] {'PASSED' if result['ok'] else 'FAILED'} in {result['wall_s']:.0f} s; wrote {os.path.join(out, 'smoke.json')}")
+    return 0 if result["ok"] else 1
+
+
+def _last_error(log_path: str) -> str:
+    """The most telling error line of verl's output."""
+    try:
+        lines = open(log_path).read().splitlines()
+    except OSError:
+        return "no output"
+    pat = re.compile(r"(\w+(Error|Exception|Moved)|preflight found)\b[:(]")
+    for line in reversed(lines):
+        if pat.search(line):
+            return re.sub(r"\x1b\[[0-9;]*m", "", line).strip()[:400]
+    return (lines[-1] if lines else "no output")[:400]
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except SmokeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\n[smoke] interrupted; Ray and verl's workers were stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
