@@ -8,7 +8,7 @@ from functools import cached_property
 
 import numpy as np
 
-__all__ = ["Law", "LAWS", "EXTRA_LAWS", "ALL_LAWS", "call_registered", "resolve", "ESTIMATOR_NAMES"]
+__all__ = ["Law", "LexiconLike", "LAWS", "EXTRA_LAWS", "ALL_LAWS", "call_registered", "resolve", "ESTIMATOR_NAMES"]
 
 from tea_verl.quality import ESTIMATOR_NAMES, call_registered, resolve  # noqa: E402,F401
 
@@ -75,6 +75,63 @@ EXTRA_LAWS = {
     "uniform": Law("uniform", ("uniform", ())),
 }
 ALL_LAWS = {**LAWS, **EXTRA_LAWS}
+
+
+class LexiconLike:
+    """A "lexicon-like" reward law: continuous with point masses, like an off-the-shelf lexicon
+    sentiment scorer's output (exact zeros when no lexicon word occurs, a few values that recur
+    because short texts share their scoring words).
+
+    Mixture on [-1, 1]: ``zero`` mass at 0, ``repeat`` mass spread evenly over :attr:`REPEATS`,
+    the rest ``2 Beta(4, 3) - 1``. With ``jitter > 0`` each point mass becomes a uniform law of
+    half-width ``jitter`` around it: "the same law without point masses". Exposes the law
+    interface of :func:`tea_verl.quality.measure` (sample, mean, cdf, best_of, advantage_fn); the
+    quantities are computed by quadrature on a fine grid of the (right-continuous) CDF.
+    """
+
+    REPEATS = (0.128, 0.2732, 0.4939, 0.6249)
+
+    def __init__(self, zero: float = 0.18, repeat: float = 0.08, jitter: float = 0.0):
+        self.zero, self.repeat, self.jitter = zero, repeat, jitter
+        self.name = "lexicon" + (f"_jitter{jitter:g}" if jitter else "")
+        self.grid = np.linspace(-1.0 - jitter, 1.0 + jitter, 400001)
+
+    def _atoms(self):
+        return [(0.0, self.zero)] + [(v, self.repeat / len(self.REPEATS)) for v in self.REPEATS]
+
+    def sample(self, rng: np.random.Generator, shape) -> np.ndarray:
+        u = rng.random(shape)
+        cont = 2.0 * rng.beta(4.0, 3.0, shape) - 1.0
+        atoms = np.array(self.REPEATS)[rng.integers(0, len(self.REPEATS), shape)]
+        x = np.where(u < self.zero, 0.0, np.where(u < self.zero + self.repeat, atoms, cont))
+        if self.jitter:
+            pm = u < self.zero + self.repeat
+            x = np.where(pm, x + rng.uniform(-self.jitter, self.jitter, shape), x)
+        return x
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        from scipy import stats
+
+        x = np.asarray(x, dtype=np.float64)
+        out = (1.0 - self.zero - self.repeat) * stats.beta(4.0, 3.0).cdf((x + 1.0) / 2.0)
+        for v, w in self._atoms():
+            out = out + w * (np.clip((x - v + self.jitter) / (2 * self.jitter), 0.0, 1.0) if self.jitter else (x >= v))
+        return out
+
+    @property
+    def mean(self) -> float:
+        return self.best_of(1)
+
+    def best_of(self, n: int) -> float:
+        # E[max of n] = int x d(F(x)^n) = x_max - int F(x)^n dx over the support
+        F = self.cdf(self.grid)
+        return float(self.grid[-1] - np.trapezoid(F**n, self.grid))
+
+    def advantage_fn(self, n: int):
+        F = self.cdf(self.grid) ** (n - 1)
+        cum = np.concatenate([[0.0], np.cumsum(0.5 * (F[1:] + F[:-1]) * np.diff(self.grid))])
+        grid = self.grid
+        return lambda r: np.interp(r, grid, cum, left=0.0, right=cum[-1]) + np.maximum(r - grid[-1], 0.0)
 
 
 def compose_tea_trainer(overrides=()):

@@ -5,7 +5,7 @@
 Sections (exact quadrature unless stated; the laws are normal, Beta(2,5), Gumbel):
 
 * ``basis``: which scaling-law basis and which part of the best-of-k curve to fit the tail shape
-  on. For each basis (GPD-exact ``Phi_xi`` of math.md section 5, and the GEV law
+  on. For each basis (GPD-exact ``Phi_xi`` of docs/method.md section 5, and the GEV law
   ``(n^xi - 1)/xi``) and fit range (k = 1..m or 2..m), xi is fitted on the law's exact curve and
   the order-1 prefix weights' SVR, ``sum_k w_k (J_k - J_1) / (J_N - J_1)``, is reported.
 * ``plugin``: the rejected direct plug-in: per group, fit (a, b) of the GEV scaling law on the
@@ -49,7 +49,7 @@ from scipy import stats
 
 from benchmarks.common import LAWS
 from tea_verl import estimators as E
-from tea_verl.bon_metrics import phi_gpd  # math.md section 5: the exact GPD best-of-n basis
+from tea_verl.bon_metrics import phi_gpd  # docs/method.md section 5: the exact GPD best-of-n basis
 
 BUDGETS = [(4, 32), (8, 64), (16, 256)]
 

@@ -31,10 +31,44 @@ __all__ = [
     "ESTIMATOR_FUNCTIONS",
     "register",
     "last_info",
+    "step_metrics",
 ]
 
 EPSILON = 1e-6  # added to the group std, as verl's GRPO estimators do
 last_info: dict[str, CreditInfo] = {}  # diagnostics of the latest call, per estimator name
+_warned_discrete: set[str] = set()  # estimators that already warned about discrete rewards in this process
+
+
+def step_metrics(estimator: str) -> dict[str, float]:
+    """The ``tea/*`` step metrics of the latest call of ``estimator`` (empty if it has not run).
+
+    ``tea/xi``, ``tea/shape_r2``: the tail shape used and the pooled fit's R^2 (nan when no group
+    needed extrapolation or the shape is fixed); ``tea/top_tie_rate``: share of the non-constant
+    groups of m < N samples whose top two rewards tie; ``tea/fallback_groups``: groups that got the
+    exact ``bon`` credit at N = m instead of the extrapolated one (tied tops, or every group of a
+    discrete batch); ``tea/fallback_batch``: 1 when the batch was judged discrete and fell back as a
+    whole; ``tea/discrete_pvalue``: that test's p-value; ``tea/singletons``: groups of one sample
+    (zero credit); ``tea/credit_mean``, ``tea/credit_std``: the credit over samples of groups of
+    >= 2, after the std scaling; ``tea/best_nonpositive_share``, ``tea/best_lowest_share``: share of
+    non-constant groups whose best sample gets credit <= 0, and the group's lowest credit.
+    """
+    info = last_info.get(estimator)
+    if info is None:
+        return {}
+    out = {
+        "tea/xi": info.xi,
+        "tea/shape_r2": info.shape_r2,
+        "tea/top_tie_rate": info.top_tie_rate,
+        "tea/fallback_groups": float(info.fallback_groups),
+        "tea/fallback_batch": float(info.discrete_batch),
+        "tea/discrete_pvalue": info.discrete_pvalue,
+        "tea/singletons": float(info.num_singletons),
+        "tea/credit_mean": info.credit_mean,
+        "tea/credit_std": info.credit_std,
+        "tea/best_nonpositive_share": info.best_nonpositive_share,
+        "tea/best_lowest_share": info.best_lowest_share,
+    }
+    return {k: float(v) for k, v in out.items()}
 
 
 def uid_to_group_ids(index: Any, batch_size: int, device: torch.device) -> torch.Tensor:
@@ -98,6 +132,15 @@ def _advantage(
             max_top_tie_rate=cfg.max_top_tie_rate,
         )
         last_info[estimator] = info
+        if info.discrete_batch and estimator not in _warned_discrete:
+            _warned_discrete.add(estimator)
+            logger.warning(
+                "%s: the rewards look discrete (top two tie in %d of %d prompt groups; binomial test p = %.2g "
+                "against a tie probability of %.2f): this batch, and every later one judged discrete, gets the "
+                "exact bon credit at N = m instead of the extrapolated one (metric tea/fallback_batch). For "
+                "pass/fail or few-level rewards use adv_estimator=bon. This warning is shown once per run.",
+                estimator, info.tie_groups, info.eligible_groups, info.discrete_pvalue, cfg.max_top_tie_rate,
+            )
         if info.num_singletons:
             logger.warning(
                 "%s: %d prompt group(s) have a single response and get zero advantage (no other "

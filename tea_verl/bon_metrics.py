@@ -22,7 +22,7 @@ Per data source, curves are averaged over prompts with a standard error over pro
 (``std(ddof=1)/sqrt(P)``; undefined, reported as ``None``, for one prompt). Prompts may carry
 different ``n``: the average at ``k`` is over the prompts with ``n_p >= k``, and the count is kept.
 
-**Scaling law** (docs/math.md section 5): for a generalised-Pareto upper tail with shape ``xi``,
+**Scaling law** (docs/method.md section 5): for a generalised-Pareto upper tail with shape ``xi``,
 exactly ``J_k = a + b * Phi_xi(k)`` with
 ``Phi_xi(k) = (Gamma(k+1) Gamma(1-xi) / Gamma(k+1-xi) - 1) / xi`` and ``Phi_0(k) = H_k`` (the
 harmonic number). :func:`fit_scaling_law` fits ``(a, b)`` by weighted least squares for each
@@ -205,7 +205,7 @@ def phi_gpd(xi: float, k: np.ndarray) -> np.ndarray:
     """``Phi_xi(k) = (Gamma(k+1) Gamma(1-xi) / Gamma(k+1-xi) - 1) / xi``; ``Phi_0(k) = H_k``.
 
     Exact ``E[max of k] = a + b Phi_xi(k)`` for the generalised-Pareto quantile
-    ``Q(u) = a + b ((1-u)^-xi - 1)/xi`` (docs/math.md section 5). Needs ``xi < 1`` (finite mean).
+    ``Q(u) = a + b ((1-u)^-xi - 1)/xi`` (docs/method.md section 5). Needs ``xi < 1`` (finite mean).
     The log of the gamma ratio goes through ``expm1`` so the two branches meet continuously;
     below ``|xi| < 1e-7`` the harmonic-number branch is used.
     """
@@ -235,6 +235,8 @@ class ScalingLawFit:
     a_se: float | None = None  # bootstrap over prompts (with prompt_rows)
     b_se: float | None = None
     xi_se: float | None = None
+    xi_at_bound: str | None = None  # "lower" / "upper": the fitted xi is the edge of its search range (no se then)
+    xi_bounds: tuple[float, float] | None = None  # the search range of a fitted xi
 
     def predict(self, k) -> np.ndarray:
         return self.a + self.b * phi_gpd(self.xi, np.asarray(k, dtype=np.float64))
@@ -248,6 +250,8 @@ class ScalingLawFit:
             "xi": self.xi,
             "xi_se": self.xi_se,
             "xi_fitted": self.xi_fitted,
+            "xi_at_bound": self.xi_at_bound,
+            "xi_bounds": list(self.xi_bounds) if self.xi_bounds else None,
             "fitted_on_k": [1, self.k_max],
             "rmse": self.rmse,
             "r2": self.r2,
@@ -298,7 +302,7 @@ def fit_scaling_law(
     mean_curve: np.ndarray,
     sem: np.ndarray | None = None,
     xi: float | None = None,
-    bounds: tuple[float, float] = (-1.0, 0.5),
+    bounds: tuple[float, float] = (-2.0, 0.5),
     extrapolate_to: tuple[int, ...] = (),
     prompt_rows: list[np.ndarray] | None = None,
     n_boot: int = 200,
@@ -306,7 +310,10 @@ def fit_scaling_law(
 ) -> ScalingLawFit:
     """Fit ``J_k = a + b Phi_xi(k)`` to a prompt-averaged exact best-of-k curve ``k = 1..K``.
 
-    ``xi=None`` profiles xi over a grid on ``bounds`` (step 0.005); a number fixes it. ``K >= 3``
+    ``xi=None`` profiles xi over a grid on ``bounds`` (step 0.005); a number fixes it. The default
+    range reaches xi = -2: scorers with a hard ceiling that their best samples approach (a
+    sentiment lexicon, a saturating reward model) fit below -1. A fit at either end of the range is
+    flagged (``xi_at_bound``) and gets no standard error. ``K >= 3``
     is needed to fit xi, ``K >= 2`` with xi fixed. ``extrapolate_to``: budgets ``N'``; those above
     ``K`` are returned as extrapolations (values at or below ``K`` are measured, not predicted, and
     are skipped). With ``prompt_rows`` (per-prompt curves; those reaching ``K`` are used) the
@@ -337,6 +344,12 @@ def fit_scaling_law(
         r2=float(1.0 - sse[0] / syy[0]) if syy[0] > 0 else float("nan"),
         max_abs_z=None,
     )
+    if xi is None:
+        fit.xi_bounds = (float(bounds[0]), float(bounds[1]))
+        if best[0] == 0:
+            fit.xi_at_bound = "lower"
+        elif best[0] == xis.size - 1:
+            fit.xi_at_bound = "upper"
     if sem is not None:
         sem = np.asarray(sem, dtype=np.float64)
         ok = np.isfinite(sem) & (sem > 0)
@@ -354,7 +367,8 @@ def fit_scaling_law(
             boot_curves = full[idx].mean(axis=1)  # (B, K)
             bi, ba, bb, _, _ = _profile_fit(boot_curves, ks, basis)
             fit.a_se, fit.b_se = float(ba.std(ddof=1)), float(bb.std(ddof=1))
-            fit.xi_se = float(xis[bi].std(ddof=1)) if xi is None else None
+            # a fit at the edge of its range has no meaningful standard error (the bootstrap piles up at the edge)
+            fit.xi_se = float(xis[bi].std(ddof=1)) if xi is None and fit.xi_at_bound is None else None
             for n in targets:
                 phi_n = np.array([phi_gpd(float(x), np.array([n]))[0] for x in xis])
                 fit.extrapolated_se[n] = float((ba + bb * phi_n[bi]).std(ddof=1))

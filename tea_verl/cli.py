@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_input_args(dg)
     dg.add_argument("--m", type=int, required=True, help="rollouts per prompt in training (actor_rollout_ref.rollout.n)")
     dg.add_argument("--N", type=int, required=True, help="deployment best-of-N (algorithm.tea.N)")
+    dg.add_argument("--batch-prompts", type=int, default=128, help="prompts per training batch (data.train_batch_size; default 128), for the predicted fallback rate")
     dg.add_argument("--min-samples", type=int, default=8, help="least samples per prompt to use it (default 8)")
     dg.add_argument("--draws", type=int, default=100_000, help="rewards per SVR/rho evaluation (default 100000)")
     dg.add_argument("--seed", type=int, default=0)
@@ -135,7 +136,8 @@ def _diagnose(args) -> int:
 
     try:
         samples = read_samples(args.path, step=args.step)
-        d = diagnose(samples, args.m, args.N, min_samples=args.min_samples, draws=args.draws, seed=args.seed,
+        d = diagnose(samples, args.m, args.N, min_samples=args.min_samples, batch_prompts=args.batch_prompts,
+                     draws=args.draws, seed=args.seed,
                      progress=progress)
     except (ReportError, DiagnoseError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -215,7 +215,7 @@ class BestOfNConfig:
     shape: float | str = "fit"
     """Validation metrics: tail shape xi of the law ``J_k = a + b Phi_xi(k)``: ``fit`` or a number."""
 
-    shape_bounds: tuple[float, float] = (-1.0, 0.5)
+    shape_bounds: tuple[float, float] = (-2.0, 0.5)
     """Validation metrics: search interval of the fitted xi."""
 
     extra: dict = field(default_factory=dict, repr=False, compare=False)

@@ -1,4 +1,4 @@
-"""The main job on a laptop: the best-of-N mismatch bandit (docs/math.md section 7).
+"""The main job on a laptop: the best-of-N mismatch bandit (docs/method.md section 7).
 
 Each prompt offers K = 4 response modes with normal reward laws. Mode A is safe (mean 0, sd 0.5:
 the best single sample and the best of m), mode B spreads (mean -0.8, sd 1: worse at best-of-m,

@@ -6,8 +6,14 @@ Input: many scored samples per prompt (a verl validation dump or a JSONL/Parquet
 1. **Standardise per prompt**: ``z = (s - mean_p) / std_p``. The estimators assume tails that
    share a shape up to location and scale, so the shape is read off the pooled z-scores.
    Prompts with fewer than ``min_samples`` samples, and constant prompts, are left out (counted).
-2. **Discreteness**: the share of prompts whose two best scores tie. A continuous law never ties;
-   above 0.1 the tail estimators refuse the batch in training (``algorithm.tea.max_top_tie_rate``).
+2. **Ties and discreteness at the training group size**: groups of m are resampled (without
+   replacement) from each prompt's raw scores, and batches of ``batch_prompts`` such groups go
+   through the estimators' own tie handling (:func:`tea_verl.estimators.best_of_n_credit`): the
+   top-two tie rate of groups of m (those groups get the exact ``bon`` credit at N = m in
+   training), the expected number of such fallback groups per batch, and the share of batches the
+   binomial test would declare discrete (the whole batch then gets ``bon`` at N = m). A continuous
+   law never ties; a few point masses tie rarely; pass/fail and few-level rewards tie in most
+   groups.
 3. **Tail shape** xi with a 95% bootstrap interval over prompts: the estimators' own fit (GEV
    basis ``phi_xi(k) = (k^xi - 1)/xi``, exact best-of-k curves summed over prompts, k = 2..n).
    ``xi < 0``: bounded (Weibull domain); ``0``: Gumbel-like; ``> 0``: heavy.
@@ -37,7 +43,8 @@ __all__ = ["DiagnoseError", "Diagnosis", "diagnose", "format_diagnosis", "MIN_SA
 MIN_SAMPLES = 8
 SVR_RANGE = (0.85, 1.2)
 RHO_FRACTION = 0.85
-TIE_LIMIT = 0.1
+DISCRETE_MAJORITY = 0.5  # above this predicted share of discrete batches, recommend bon outright
+SHAPE_BOUNDS = (-1.0, 0.5)  # algorithm.tea.shape_bounds' default: the search range of the fit
 
 
 class DiagnoseError(ValueError):
@@ -67,11 +74,16 @@ class Diagnosis:
     left_out_short: int
     left_out_constant: int
     top_tie_rate: float
+    batch_prompts: int = 0
+    group_tie_rate: float = float("nan")  # top-two tie rate of resampled groups of m (non-constant ones)
+    fallback_groups_per_batch: float = float("nan")  # expected groups per batch that get bon at N = m
+    discrete_batch_rate: float = float("nan")  # predicted share of batches declared discrete
     xi: float | None = None
     xi_ci: tuple[float, float] | None = None
     law_r2: float | None = None
     extrapolation: dict | None = None
     atoms: int = 0
+    shape_at_bound: str | None = None  # "lower" / "upper" when the fitted xi sits at its search bound
     candidates: list[Candidate] = field(default_factory=list)
     reference: Candidate | None = None
     recommendation: Candidate | None = None
@@ -96,7 +108,9 @@ class Diagnosis:
             "m": self.m, "N": self.N, "prompts": self.prompts,
             "samples_per_prompt": {str(k): v for k, v in self.samples_per_prompt.items()},
             "left_out_short": self.left_out_short, "left_out_constant": self.left_out_constant,
-            "top_tie_rate": self.top_tie_rate, "xi": self.xi, "xi_ci95": self.xi_ci, "shape_sign": self.shape_sign,
+            "top_tie_rate": self.top_tie_rate, "batch_prompts": self.batch_prompts,
+            "group_tie_rate": self.group_tie_rate, "fallback_groups_per_batch": self.fallback_groups_per_batch,
+            "discrete_batch_rate": self.discrete_batch_rate, "shape_at_bound": self.shape_at_bound, "xi": self.xi, "xi_ci95": self.xi_ci, "shape_sign": self.shape_sign,
             "law_r2": self.law_r2, "extrapolation_check": self.extrapolation,
             "reference_bon_at_m": cand(self.reference), "candidates": [cand(c) for c in self.candidates],
             "recommendation": cand(self.recommendation), "reasons": self.reasons,
@@ -120,11 +134,36 @@ def _standardise(samples: Samples, prompts: dict, min_samples: int):
     return kept, short, const, ties
 
 
+def group_size_ties(raw: list[np.ndarray], m: int, N: int, batch_prompts: int, batches: int = 300,
+                    seed: int = 0) -> tuple[float, float, float]:
+    """Resample training-like batches (``batch_prompts`` prompts, a group of m of each prompt's raw
+    scores drawn without replacement) and run them through the estimator's tie handling.
+
+    Returns (top-two tie rate of non-constant groups, fallback groups per batch, share of batches
+    declared discrete)."""
+    from tea_verl.estimators import best_of_n_credit
+
+    rng = np.random.default_rng(seed + 1)
+    usable = [s for s in raw if s.size >= m]
+    ids = torch.arange(batch_prompts).repeat_interleave(m)
+    ties = eligible = fallbacks = discrete = 0
+    for _ in range(batches):
+        pick = rng.integers(0, len(usable), batch_prompts)
+        x = np.concatenate([rng.choice(usable[i], m, replace=False) for i in pick])
+        _, info = best_of_n_credit(torch.from_numpy(x.astype(np.float64)), ids, max(N, m + 1), "tea", shape=0.0)
+        ties += info.tie_groups
+        eligible += info.eligible_groups
+        fallbacks += info.fallback_groups
+        discrete += info.discrete_batch
+    return (ties / eligible if eligible else 0.0), fallbacks / batches, discrete / batches
+
+
 def diagnose(
     samples: Samples,
     m: int,
     N: int,
     min_samples: int = MIN_SAMPLES,
+    batch_prompts: int = 128,
     draws: int = 100_000,
     groups: int = 256,
     n_boot: int = 200,
@@ -136,10 +175,13 @@ def diagnose(
         raise DiagnoseError(f"--m (rollouts per prompt in training) must be >= 2, got {m}")
     if N < 1:
         raise DiagnoseError(f"--N (the deployment best-of-N) must be >= 1, got {N}")
+    if batch_prompts < 1:
+        raise DiagnoseError(f"--batch-prompts (prompts per training batch, data.train_batch_size) must be >= 1, got {batch_prompts}")
     if min_samples < 4:
         raise DiagnoseError(f"--min-samples must be >= 4 (the shape fit needs k = 2..4 at least), got {min_samples}")
     prompts = samples.prompts()
     kept, short, const, ties = _standardise(samples, prompts, min_samples)
+    raw = [samples.selection[idx] for idx in prompts.values() if samples.selection[idx].size >= min_samples]
     if len(kept) < 2:
         counts = sorted({len(idx) for idx in prompts.values()})[:8]
         raise DiagnoseError(
@@ -152,8 +194,12 @@ def diagnose(
         sizes[z.size] = sizes.get(z.size, 0) + 1
     d = Diagnosis(
         m=m, N=N, min_samples=min_samples, prompts=len(kept), samples_per_prompt=dict(sorted(sizes.items())), left_out_short=short,
-        left_out_constant=const, top_tie_rate=ties / len(kept),
+        left_out_constant=const, top_tie_rate=ties / len(kept), batch_prompts=batch_prompts,
     )
+    if all(r.size >= m for r in raw):
+        d.group_tie_rate, d.fallback_groups_per_batch, d.discrete_batch_rate = group_size_ties(raw, m, N, batch_prompts, seed=seed)
+    else:
+        d.reasons.append(f"tie check at the group size skipped: some prompts have fewer than m = {m} samples")
     n_min = min(sizes)
     curves = np.stack([prompt_curves(z)[0][:n_min] for z in kept])  # (P, n_min) exact best-of-k of z
     curves = curves - curves[:, :1]
@@ -166,6 +212,13 @@ def diagnose(
     rng = np.random.default_rng(seed)
     boots = [fit(curves[rng.integers(0, len(kept), len(kept))])[0] for _ in range(n_boot)]
     d.xi_ci = (float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975)))
+    for side, bound in zip(("lower", "upper"), SHAPE_BOUNDS):
+        if abs(d.xi - bound) < 1e-6:
+            d.shape_at_bound = side
+            d.reasons.append(
+                f"the tail shape estimate sits at the {side} bound of its search range {list(SHAPE_BOUNDS)} "
+                "(algorithm.tea.shape_bounds): the best fit may lie beyond it, and the interval is cut there"
+            )
 
     # 4. extrapolation check: law fitted on k = 2..m, predicted at k = n_min
     if n_min > m and m >= 3:
@@ -189,13 +242,20 @@ def diagnose(
         d.recommendation = Candidate("bon (exact, N <= m)", "bon_m", {}, ["algorithm.adv_estimator=bon", f"algorithm.tea.N={N}"])
         d.reasons.append(f"N = {N} <= m = {m}: the exact estimator needs no tail assumption (tea/prefix_tea reduce to it)")
         return d
-    if d.top_tie_rate > TIE_LIMIT:
+    if d.discrete_batch_rate > DISCRETE_MAJORITY:
         d.recommendation = Candidate("bon at N = m", "bon_m", {}, ["algorithm.adv_estimator=bon", f"algorithm.tea.N={m}"])
         d.reasons.append(
-            f"{d.top_tie_rate:.0%} of prompts tie at the top: the rewards look discrete, outside every continuous tail law; "
-            f"tea/prefix_tea refuse such batches (algorithm.tea.max_top_tie_rate = {TIE_LIMIT})"
+            f"the rewards look discrete: the top two of a group of {m} tie in {d.group_tie_rate:.0%} of groups, and "
+            f"{d.discrete_batch_rate:.0%} of batches of {batch_prompts} prompts would be declared discrete, in which "
+            "tea/prefix_tea train with bon at N = m anyway; use it directly (N is then m, not the deployment N)"
         )
         return d
+    if d.fallback_groups_per_batch > 0:
+        d.reasons.append(
+            f"ties: {d.group_tie_rate:.1%} of groups of {m} tie at the top; about {d.fallback_groups_per_batch:.1f} of "
+            f"{batch_prompts} groups per batch will get bon at N = m (metric tea/fallback_groups); "
+            f"{d.discrete_batch_rate:.1%} of batches would be declared discrete (tea/fallback_batch)"
+        )
 
     # 5. SVR and rho on the empirical law of the pooled z-scores
     from tea_verl.quality import EmpiricalLaw, measure
@@ -254,11 +314,16 @@ def format_diagnosis(d: Diagnosis) -> str:
     L.append(f"  prompts: {d.prompts} (samples per prompt: " + ", ".join(f"{n} x {c}" for n, c in d.samples_per_prompt.items()) + ")")
     if d.left_out_short or d.left_out_constant:
         L.append(f"  left out: {d.left_out_short} prompts with < {d.min_samples} samples, {d.left_out_constant} constant prompts")
-    L.append(f"  top-two tie rate: {d.top_tie_rate:.1%} (continuous rewards: 0; the tail estimators refuse > {TIE_LIMIT:.0%})")
+    L.append(f"  top-two tie rate over all samples of a prompt: {d.top_tie_rate:.1%} of prompts")
+    if d.group_tie_rate == d.group_tie_rate:
+        L.append(f"  at the training group size m = {d.m}: top two tie in {d.group_tie_rate:.1%} of groups; per batch of "
+                 f"{d.batch_prompts} prompts {d.fallback_groups_per_batch:.2f} fallback groups (bon at N = m), "
+                 f"{d.discrete_batch_rate:.1%} of batches declared discrete")
     if d.xi is not None:
         lo, hi = d.xi_ci
         kind = {"negative": "bounded (Weibull domain)", "zero": "Gumbel-like (exponential tail)", "positive": "heavy (Frechet domain)"}[d.shape_sign]
-        L.append(f"  tail shape xi = {d.xi:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]: {kind}; law R^2 = {d.law_r2:.5f}")
+        bound = f" (AT THE {d.shape_at_bound.upper()} BOUND of {list(SHAPE_BOUNDS)})" if d.shape_at_bound else ""
+        L.append(f"  tail shape xi = {d.xi:+.3f}{bound}, 95% CI [{lo:+.3f}, {hi:+.3f}]: {kind}; law R^2 = {d.law_r2:.5f}")
     if d.extrapolation:
         e = d.extrapolation
         z = "n/a" if e["miss_in_se"] is None else f"{e['miss_in_se']:+.1f} s.e."

@@ -398,12 +398,44 @@ ESTIMATORS = ("bon", "tea", "prefix_tea")
 
 @dataclass(frozen=True)
 class CreditInfo:
-    """Diagnostics of one call (logged by the verl glue as metrics-friendly scalars)."""
+    """Diagnostics of one call (the verl glue logs them as ``tea/*`` step metrics)."""
 
     xi: float  # tail shape used (nan when no group needed extrapolation)
     shape_r2: float  # R^2 of the pooled scaling-law fit (nan when not fitted)
     num_singletons: int
     top_tie_rate: float = float("nan")  # share of extrapolated, non-constant groups whose top two tie
+    tie_groups: int = 0  # those groups (they get the exact bon credit at N = m)
+    eligible_groups: int = 0  # non-constant groups of 2 <= m < N samples (the tie rate's denominator)
+    discrete_pvalue: float = float("nan")  # one-sided binomial test of "tie probability <= max_top_tie_rate"
+    discrete_batch: bool = False  # the test rejected: the whole batch fell back to bon at N = m
+    credit_mean: float = float("nan")
+    credit_std: float = float("nan")
+    best_nonpositive_share: float = float("nan")  # non-constant groups whose best sample gets credit <= 0
+    best_lowest_share: float = float("nan")  # non-constant groups whose best sample gets the group's lowest credit
+
+    @property
+    def fallback_groups(self) -> int:
+        """Groups that got the exact bon credit at N = m instead of the extrapolated one."""
+        return self.eligible_groups if self.discrete_batch else self.tie_groups
+
+
+DISCRETE_TEST_LEVEL = 0.05  # level of the one-sided binomial test that declares a batch discrete (benchmarks/ties.py)
+
+
+def binomial_sf(k: int, n: int, p: float) -> float:
+    """``P(X >= k)`` for ``X ~ Binomial(n, p)``, summed in log space (n up to a few thousand)."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    lp, lq = math.log(p), math.log1p(-p)
+    terms = [math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * lp + (n - j) * lq for j in range(k, n + 1)]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 
 
 def best_of_n_credit(
@@ -436,9 +468,11 @@ def best_of_n_credit(
             the group stds; ``"group"`` divides each group by its own std, as GRPO does, which
             lowers the spread valuation (the std grows with the sample's own reward; see
             docs/estimators.md, "Output scale").
-        max_top_tie_rate: tea/prefix_tea refuse a batch in which the top two rewards tie in more
-            than this share of the non-constant groups that need extrapolation (see
-            :func:`top_tie_rate`); 1.0 disables the check.
+        max_top_tie_rate: the largest top-tie probability of a continuous law with point masses.
+            Groups whose top two rewards tie get the exact ``bon`` credit at N = m; when a
+            one-sided binomial test rejects "tie probability <= max_top_tie_rate" at level
+            :data:`DISCRETE_TEST_LEVEL`, the rewards are discrete and the whole batch gets ``bon``
+            at N = m (``info.discrete_batch``). Never raises on data; 1.0 turns the batch test off.
     Returns:
         credit (B,) in the dtype of ``scores``, and diagnostics.
     """
@@ -470,36 +504,47 @@ def best_of_n_credit(
             f"(smallest m={min(multi)}). Use adv_estimator=tea or prefix_tea to extrapolate to N > m, "
             f"or raise rollout.n to at least {n}."
         )
-    xi, r2, tie_rate = float("nan"), float("nan"), float("nan")
+    xi, r2, tie_rate, pvalue = float("nan"), float("nan"), float("nan"), float("nan")
+    tied = torch.zeros(layout.num_groups, dtype=torch.bool, device=scores.device)
+    eligible = 0
+    discrete = False
     needs_tail = estimator != "bon" and any(m < n for m in multi)
     if needs_tail:
-        tie_rate, eligible = top_tie_rate(padded, layout, n)
-        if tie_rate > max_top_tie_rate:
-            raise ValueError(
-                f"{estimator} assumes a continuous upper tail, but the top two rewards tie in "
-                f"{tie_rate:.0%} of the {eligible} non-constant prompt groups (at most "
-                f"{max_top_tie_rate:.0%} allowed by algorithm.tea.max_top_tie_rate). The rewards look "
-                "discrete (e.g. a pass/fail verifier), and tail extrapolation can then give the best "
-                "responses negative credit. Use adv_estimator=bon with algorithm.tea.N <= rollout.n "
-                "(exact for any reward law), or set algorithm.tea.max_top_tie_rate=1.0 to proceed anyway."
-            )
-        if shape == "pooled":
+        tied, varied = top_tie_groups(padded, layout, n)
+        eligible = int(varied.sum())
+        ties = int(tied.sum())
+        tie_rate = ties / eligible if eligible else 0.0
+        # Discrete rewards (pass/fail, a few levels) tie at the top in most groups; a continuous law
+        # with a few point masses ties rarely. Declare the batch discrete when a one-sided binomial
+        # test rejects "tie probability <= max_top_tie_rate" at level 5 %: a decision whose error
+        # rate does not depend on the batch size, where a fixed cliff on the observed rate fires on
+        # 2 ties in 16 groups. max_top_tie_rate = 1 never rejects.
+        pvalue = binomial_sf(ties, eligible, max_top_tie_rate) if eligible and max_top_tie_rate < 1.0 else 1.0
+        discrete = pvalue < DISCRETE_TEST_LEVEL
+        if not discrete and shape == "pooled":
             xi, r2 = _pooled_shape(padded, layout, multi, shape_bounds, shape_fallback)
-        else:
+        elif not discrete:
             xi = float(shape)
     M = layout.max_size
     omega = torch.zeros(layout.num_groups, max(M - 1, 0), dtype=_F64, device=scores.device)
     gamma = torch.zeros(layout.num_groups, dtype=_F64, device=scores.device)
     for m in multi:
-        if estimator == "bon" or m >= n:
-            om, ga = bon_weights(m, n)
+        sel = sizes == m
+        if estimator == "bon" or m >= n or discrete:
+            om, ga = bon_weights(m, min(n, m))
         elif estimator == "prefix_tea":
             om, ga = prefix_to_rank_weights(prefix_tea_weights(m, n, xi, order, rho, smoothing))
         else:
             om, ga = prefix_to_rank_weights(tea_weights(m, n, xi, smoothing, order, rho))
-        sel = sizes == m
         omega[sel, : m - 1] = om.to(scores.device)
         gamma[sel] = ga
+        fallback = sel & tied
+        if m < n and not discrete and bool(fallback.any()):
+            # a tied top: the tail model has no continuous tail to extrapolate; exact bon at N = m
+            om, ga = bon_weights(m, m)
+            omega[fallback] = 0.0
+            omega[fallback, : m - 1] = om.to(scores.device)
+            gamma[fallback] = ga
     credit = rank_credit(padded, layout, omega, gamma)
     if norm_by_std:
         std = _group_std(padded, layout)
@@ -509,28 +554,59 @@ def best_of_n_credit(
             credit = credit / (scale + epsilon)
         else:
             credit = credit / (std + epsilon)[:, None]
-    return layout.unpad(credit).to(scores.dtype), CreditInfo(xi, r2, singletons, tie_rate)
+    info = CreditInfo(xi, r2, singletons, tie_rate, int(tied.sum()), eligible, pvalue, discrete, **credit_stats(credit, padded, layout))
+    return layout.unpad(credit).to(scores.dtype), info
+
+
+def credit_stats(credit: torch.Tensor, padded: torch.Tensor, layout: GroupLayout) -> dict[str, float]:
+    """Mean and std of the credit over samples of groups of >= 2, and, over non-constant groups,
+    the share whose best sample gets credit <= 0 and the share whose best sample gets the group's
+    lowest credit (expected for some groups of the best-of-N objective with N >> m: a group whose
+    best is still far below the best of N draws is pushed away from all of its samples)."""
+    multi = layout.mask & (layout.sizes > 1)[:, None]
+    vals = credit[multi]
+    if vals.numel() == 0:
+        return {}
+    out = {"credit_mean": float(vals.mean()), "credit_std": float(vals.std()) if vals.numel() > 1 else 0.0}
+    hi = torch.where(layout.mask, padded, torch.full_like(padded, -math.inf))
+    lo = torch.where(layout.mask, padded, torch.full_like(padded, math.inf))
+    varied = (layout.sizes > 1) & (hi.amax(1) > lo.amin(1))
+    if bool(varied.any()):
+        best = hi.argmax(1, keepdim=True)
+        best_credit = credit.gather(1, best).squeeze(1)[varied]
+        min_credit = torch.where(layout.mask, credit, torch.full_like(credit, math.inf)).amin(1)[varied]
+        out["best_nonpositive_share"] = float((best_credit <= 0).double().mean())
+        out["best_lowest_share"] = float((best_credit <= min_credit).double().mean())
+    return out
+
+
+def top_tie_groups(padded: torch.Tensor, layout: GroupLayout, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per group: (its two largest rewards are equal, it is eligible), eligible meaning non-constant
+    with 2 <= m < n samples (the groups that need extrapolation).
+
+    Under a continuous reward law ties have probability 0. A law with an atom at its top (a
+    pass/fail verifier, integer scores) ties often, and its best-of-n curve saturates
+    geometrically, outside every GEV scaling law: extrapolating it can flip the sign of the credit
+    of the best responses (docs/estimators.md, "Discrete rewards").
+    """
+    eligible = (layout.sizes >= 2) & (layout.sizes < n)
+    tied = torch.zeros_like(eligible)
+    if not bool(eligible.any()):
+        return tied, eligible
+    x = torch.where(layout.mask, padded, torch.full_like(padded, -math.inf))
+    top2 = torch.topk(x, 2, dim=1).values if x.shape[1] >= 2 else torch.cat([x, x], 1)
+    low = torch.where(layout.mask, padded, torch.full_like(padded, math.inf)).amin(1)
+    varied = eligible & (top2[:, 0] > low)
+    tied = varied & (top2[:, 0] == top2[:, 1])
+    return tied, varied
 
 
 def top_tie_rate(padded: torch.Tensor, layout: GroupLayout, n: int) -> tuple[float, int]:
-    """Share of non-constant groups of 2 <= m < n samples whose two largest rewards are equal.
-
-    Under a continuous reward law this is 0 (ties have probability 0). A law with an atom at its
-    top (a pass/fail verifier, integer scores) ties often, and its best-of-n curve saturates
-    geometrically, outside every GEV scaling law: extrapolating it can flip the sign of the
-    credit of the best responses (docs/estimators.md, "Discrete rewards"). Returns (rate, count).
-    """
-    eligible = (layout.sizes >= 2) & (layout.sizes < n)
-    if not bool(eligible.any()):
-        return 0.0, 0
-    x = torch.where(layout.mask, padded, torch.full_like(padded, -math.inf))[eligible]
-    top2 = torch.topk(x, 2, dim=1).values
-    low = torch.where(layout.mask[eligible], padded[eligible], torch.full_like(x, math.inf)).amin(1)
-    varied = top2[:, 0] > low
+    """Share of eligible groups (see :func:`top_tie_groups`) whose two largest rewards tie, and
+    how many groups are eligible."""
+    tied, varied = top_tie_groups(padded, layout, n)
     count = int(varied.sum())
-    if count == 0:
-        return 0.0, 0
-    return float((top2[varied, 0] == top2[varied, 1]).double().mean()), count
+    return (float(tied.sum()) / count if count else 0.0), count
 
 
 def _group_std(padded: torch.Tensor, layout: GroupLayout) -> torch.Tensor:

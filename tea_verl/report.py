@@ -260,7 +260,7 @@ def analyse(
     samples: Samples,
     extrapolate_to=DEFAULT_EXTRAPOLATE,
     shape: float | None = None,
-    shape_bounds: tuple[float, float] = (-1.0, 0.5),
+    shape_bounds: tuple[float, float] = (-2.0, 0.5),
     n_boot: int = 200,
 ) -> Report:
     """Group by (data source, uid), compute the exact curves and fit the scaling law per source."""
@@ -328,7 +328,13 @@ def format_report(report: Report) -> str:
             lines.append(row)
         fit = src.fit
         if fit is not None:
-            xi_txt = f"xi = {fit.xi:+.3f}" + (" (fitted" + (f", se {fit.xi_se:.3f})" if fit.xi_se is not None else ")") if fit.xi_fitted else " (fixed)")
+            if not fit.xi_fitted:
+                xi_txt = f"xi = {fit.xi:+.3f} (fixed)"
+            elif fit.xi_at_bound:
+                xi_txt = (f"xi = {fit.xi:+.3f} (AT THE {fit.xi_at_bound.upper()} BOUND of the search range "
+                          f"{list(fit.xi_bounds)}: the best fit may lie beyond it; no standard error)")
+            else:
+                xi_txt = f"xi = {fit.xi:+.3f} (fitted" + (f", se {fit.xi_se:.3f})" if fit.xi_se is not None else ")")
             z = "n/a" if fit.max_abs_z is None else f"{fit.max_abs_z:.2f}"
             lines.append(
                 f"  law J_k = a + b Phi_xi(k): a = {fit.a:.4f}, b = {fit.b:.4f}, {xi_txt}; R^2 = {fit.r2:.5f}, "

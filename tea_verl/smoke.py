@@ -201,7 +201,7 @@ def fill_ins(cfg) -> dict[str, object]:
         m = out["actor_rollout_ref.rollout.n"] = 8
     est = str(sel("algorithm.adv_estimator", ""))
     n_big = sel("algorithm.tea.N")
-    if n_big is None and est in ("tea", "prefix_tea", "bon"):
+    if n_big is None:  # also for a baseline (grpo, ...): the validation reports best-of-N at this N
         n_big = out["algorithm.tea.N"] = m if est == "bon" else 64
     val_n = int(sel("actor_rollout_ref.rollout.val_kwargs.n", 1))
     if val_n < 2:
@@ -432,6 +432,8 @@ def run(argv: list[str] | None = None) -> int:
         TEA_CPU_WEIGHT_LOG=weight_path,
         RAY_AUTH_MODE=env.get("RAY_AUTH_MODE", "disabled"),
         RAY_USAGE_STATS_ENABLED="0",
+        # single-node Ray on the loopback address (Ray otherwise resolves 127.0.0.1 to the host's IP)
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
         TOKENIZERS_PARALLELISM="false",
         HYDRA_FULL_ERROR="0",
     )

@@ -7,7 +7,8 @@ tensorboard, ...). This module adds the best-of-N metrics there without copying 
 
 * :func:`with_bon_validation` subclasses the trainer class verl selects
   (``trainer.v1.trainer_mode``) and extends ``_val_metrics_update``: verl's metrics, plus
-  :func:`bon_validation_metrics`.
+  :func:`bon_validation_metrics`; and ``_compute_advantage``: verl's step metrics, plus the
+  estimator's ``tea/*`` diagnostics (:func:`tea_verl.advantage.step_metrics`).
 * :class:`TeaTaskRunner` is verl's ``TaskRunnerV1`` whose ``run`` builds that subclass instead;
   ``python -m tea_verl.main_ppo`` passes it to verl's public ``run_ppo(config, task_runner_class)``.
 
@@ -18,7 +19,8 @@ Metric names follow verl's ``{val-core|val-aux}/{data_source}/{variable}/{metric
   ``best_of_n`` manager ran, else verl's ``reward``); at k = n under ``val-core``.
 * ``val-aux/{ds}/bon_gold_score/selected@{k}/mean`` and ``/sem``: gold score of the response the
   selection score picks from k samples (only with gold scores); at k = n under ``val-core``.
-* ``val-aux/{ds}/{sel}/law/{a,b,xi,r2,rmse,max_abs_z}``: the scaling-law fit
+* ``val-aux/{ds}/{sel}/law/{a,b,xi,xi_at_bound,r2,rmse,max_abs_z}``: the scaling-law fit
+  (``xi_at_bound`` -1/+1 when a fitted xi is the lower/upper end of its search range, else 0)
   ``J_k = a + b Phi_xi(k)``; ``val-aux/{ds}/{sel}/law/extrapolated_best@{N'}/mean`` and ``/se``
   for each ``reward.best_of_n.extrapolate_to`` above n (always extrapolations: the name says so).
 """
@@ -79,6 +81,8 @@ def bon_validation_metrics(data_sources, sample_uids, reward_extra_infos_dict, s
         out[f"{base}/a"] = fit.a
         out[f"{base}/b"] = fit.b
         out[f"{base}/xi"] = fit.xi
+        if fit.xi_fitted:  # -1 / +1: the fit sits at the lower / upper end of reward.best_of_n.shape_bounds
+            out[f"{base}/xi_at_bound"] = {"lower": -1.0, "upper": 1.0}.get(fit.xi_at_bound, 0.0)
         out[f"{base}/r2"] = fit.r2
         out[f"{base}/rmse"] = fit.rmse
         if fit.max_abs_z is not None:
@@ -103,6 +107,15 @@ def with_bon_validation(trainer_cls: type) -> type:
             settings = BestOfNConfig.from_config(getattr(self, "config", None))
             metrics.update(bon_validation_metrics(data_sources, sample_uids, reward_extra_infos_dict, settings))
             return metrics
+
+        def _compute_advantage(self, batch, metrics):
+            out = super()._compute_advantage(batch, metrics=metrics)
+            from tea_verl.advantage import ESTIMATOR_FUNCTIONS, step_metrics
+
+            est = str(self.config.algorithm.adv_estimator)
+            if est in ESTIMATOR_FUNCTIONS and metrics is not None:
+                metrics.update(step_metrics(est))  # the estimator ran in this process: its diagnostics
+            return out
 
     BestOfNValidation.__name__ = BestOfNValidation.__qualname__ = f"BestOfNValidation{trainer_cls.__name__}"
     return BestOfNValidation

@@ -237,3 +237,17 @@ def test_entry_point_composes_the_tea_trainer_config():
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "best_of_n:" in out.stdout and "adv_estimator: tea" in out.stdout
+
+
+def test_a_shape_fit_at_its_bound_is_flagged_without_a_standard_error():
+    from tea_verl.bon_metrics import fit_scaling_law, prompt_curves
+
+    rng = np.random.default_rng(8)
+    # Q(u) = 1 - (1-u)^3: a hard ceiling approached steeply, xi = -3, below the range [-2, 0.5]
+    rows = [prompt_curves(1.0 - (1.0 - rng.random(64)) ** 3)[0] for _ in range(100)]
+    fit = fit_scaling_law(np.mean(rows, 0), prompt_rows=rows)
+    assert fit.xi == pytest.approx(-2.0) and fit.xi_at_bound == "lower" and fit.xi_se is None
+    # a law inside the range: no flag, a standard error
+    rows = [prompt_curves(rng.normal(size=64))[0] for _ in range(100)]
+    fit = fit_scaling_law(np.mean(rows, 0), prompt_rows=rows)
+    assert fit.xi_at_bound is None and fit.xi_se is not None and -2.0 < fit.xi < 0.5

@@ -125,10 +125,30 @@ def test_diagnose_leaves_out_short_and_constant_prompts_and_counts_them():
 
 def test_discrete_rewards_get_bon_at_m():
     x = np.random.default_rng(2).integers(0, 3, size=(40, 16)).astype(float)
-    d = diagnose(_samples(x), m=8, N=64)
-    assert d.top_tie_rate > 0.1
+    d = diagnose(_samples(x), m=8, N=64, batch_prompts=16)
+    assert d.top_tie_rate > 0.1 and d.group_tie_rate > 0.5 and d.discrete_batch_rate > 0.9
     assert d.recommendation.overrides == ["algorithm.adv_estimator=bon", "algorithm.tea.N=8"]
     assert not d.candidates  # nothing is measured under a tail law that does not apply
+
+
+def test_lexicon_like_rewards_report_ties_at_the_group_size_and_keep_the_tail_estimators():
+    from benchmarks.common import LexiconLike
+
+    x = LexiconLike().sample(np.random.default_rng(4), (200, 64))
+    d = diagnose(_samples(x), m=8, N=64, batch_prompts=16, draws=20_000)
+    # about 1 % of groups of 8 tie at the top: a per-group fallback, never a discrete batch
+    assert 0.002 < d.group_tie_rate < 0.05
+    assert 0 < d.fallback_groups_per_batch < 1 and d.discrete_batch_rate < 0.01
+    assert d.recommendation.estimator in ("tea", "prefix_tea")
+    text = format_diagnosis(d)
+    assert "at the training group size m = 8: top two tie in" in text and "tea/fallback_groups" in text
+
+
+def test_a_shape_estimate_at_its_bound_is_flagged():
+    u = np.random.default_rng(6).random((100, 64))
+    d = diagnose(_samples(1.0 - (1.0 - u) ** 2), m=8, N=64, draws=20_000)  # xi = -2, below the range
+    assert d.shape_at_bound == "lower" and d.xi == pytest.approx(-1.0)
+    assert "AT THE LOWER BOUND" in format_diagnosis(d)
 
 
 def test_n_at_most_m_needs_no_tail():

@@ -325,18 +325,72 @@ def bernoulli_groups(p: float, groups: int, m: int, seed: int = 0):
     return x, torch.arange(groups).repeat_interleave(m)
 
 
+def levels_groups(levels: int, groups: int, m: int, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, levels, (groups * m,), generator=gen).double() / (levels - 1)
+    return x, torch.arange(groups).repeat_interleave(m)
+
+
 @pytest.mark.parametrize("estimator", ["tea", "prefix_tea"])
-@pytest.mark.parametrize("p", [0.2, 0.5, 0.8])
-def test_binary_rewards_are_refused_by_the_tail_estimators(estimator, p):
-    x, g = bernoulli_groups(p, 256, 8)
-    with pytest.raises(ValueError, match=r"top two rewards tie in \d+% of the \d+ non-constant.*adv_estimator=bon"):
-        best_of_n_credit(x, g, 64, estimator)
-    # bon is exact for any law; the tail estimators at N <= m are bon: no check there
-    best_of_n_credit(x, g, 8, "bon")
-    best_of_n_credit(x, g, 8, estimator)
-    # an explicit opt-out proceeds
+@pytest.mark.parametrize("kind", ["pass/fail 0.2", "pass/fail 0.5", "pass/fail 0.8", "5 levels"])
+@pytest.mark.parametrize("groups", [16, 256])
+def test_discrete_rewards_fall_back_to_exact_bon_at_m(estimator, kind, groups):
+    m = 8
+    if kind == "5 levels":
+        x, g = levels_groups(5, groups, m)
+    else:
+        x, g = bernoulli_groups(float(kind.split()[1]), groups, m)
+    got, info = best_of_n_credit(x, g, 64, estimator)  # never raises on data
+    assert info.discrete_batch and info.discrete_pvalue < E.DISCRETE_TEST_LEVEL
+    assert info.fallback_groups == info.eligible_groups > 0
+    exact, _ = best_of_n_credit(x, g, m, "bon")
+    assert torch.equal(got, exact)
+    # the opt-out keeps extrapolating the non-tied groups and still never raises
     got, info = best_of_n_credit(x, g, 64, estimator, max_top_tie_rate=1.0)
-    assert torch.isfinite(got).all() and info.top_tie_rate > 0.1
+    assert torch.isfinite(got).all() and not info.discrete_batch and info.top_tie_rate > 0.1
+
+
+@pytest.mark.parametrize("estimator", ["tea", "prefix_tea"])
+def test_lexicon_like_rewards_never_raise_and_tied_groups_get_exact_bon(estimator):
+    from benchmarks.common import LexiconLike
+
+    law, rng = LexiconLike(), np.random.default_rng(3)
+    g = torch.arange(16).repeat_interleave(8)
+    discrete, fallbacks = 0, 0
+    for _ in range(200):
+        x = torch.from_numpy(law.sample(rng, (128,)))
+        got, info = best_of_n_credit(x, g, 64, estimator)
+        assert torch.isfinite(got).all()
+        discrete += info.discrete_batch
+        fallbacks += info.fallback_groups
+        if info.tie_groups and not info.discrete_batch:
+            # a tied group's credit is bon's at N = m (before the batch-wide std scaling)
+            raw, raw_info = best_of_n_credit(x, g, 64, estimator, norm_by_std=False)
+            exact, _ = best_of_n_credit(x, g, 8, "bon", norm_by_std=False)
+            layout = E.group_layout(g)
+            tied, _ = E.top_tie_groups(layout.pad(x), layout, 64)
+            rows = tied[g]
+            assert torch.allclose(raw[rows], exact[rows])
+    assert discrete == 0  # a few ties are not discreteness
+    assert fallbacks > 0
+
+
+def test_binomial_tail_matches_direct_sum():
+    from math import comb
+
+    for n, p in ((16, 0.1), (40, 0.3)):
+        for k in range(n + 2):
+            direct = sum(comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(k, n + 1))
+            assert E.binomial_sf(k, n, p) == pytest.approx(direct, rel=1e-9, abs=1e-300)
+
+
+def test_credit_statistics_describe_the_credit():
+    x, g, _ = normal_groups(5, 64, 8)
+    got, info = best_of_n_credit(x, g, 64, "tea")
+    assert info.credit_mean == pytest.approx(float(got.mean()), abs=1e-9)
+    assert info.credit_std == pytest.approx(float(got.std()), rel=1e-9)
+    best = torch.stack([got[g == i][x[g == i].argmax()] for i in range(64)])
+    assert info.best_nonpositive_share == pytest.approx(float((best <= 0).double().mean()))
 
 
 @pytest.mark.parametrize("decimals", [None, 2])

@@ -1,0 +1,107 @@
+"""Ties and discrete rewards: when the tail estimators fall back to exact ``bon``, and what it costs.
+
+    python -m benchmarks.ties [--m 8] [--N 64] [--batches 2000] [--samples 200000]
+
+1. **The discrete-batch decision.** For continuous laws, a continuous law with point masses
+   (:class:`benchmarks.common.LexiconLike`), rounded scores and genuinely discrete rewards
+   (pass/fail, 3 and 5 levels): the top-two tie rate of groups of m, and the share of batches of
+   4, 16, 64 and 256 prompts that the one-sided binomial test declares discrete (the whole batch
+   then gets ``bon`` at N = m). Straight from :func:`tea_verl.estimators.best_of_n_credit`.
+2. **The cost of the per-group fallback** (tied groups get ``bon`` at N = m): SVR and rho of
+   ``bon_m``, ``tea`` and ``prefix_tea`` on the lexicon-like law and on the same law without point
+   masses (each atom spread over +-0.01), in batches of ``--groups`` prompts, measured by
+   :func:`tea_verl.quality.measure`. Caveat: SVR is measured pathwise (sample 1 perturbed by
+   +-h); a tie that involves sample 1 is broken by the perturbation, so SVR sees the fallback only
+   in groups where two other samples tie. rho sees every group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from benchmarks.common import LexiconLike
+from tea_verl.estimators import DISCRETE_TEST_LEVEL, best_of_n_credit
+
+
+def _normal(rng, shape):
+    return rng.standard_normal(shape)
+
+
+LAWS = {
+    "normal": _normal,
+    "normal, 2 decimals": lambda rng, shape: np.round(rng.standard_normal(shape), 2),
+    "normal, 1 decimal": lambda rng, shape: np.round(rng.standard_normal(shape), 1),
+    "lexicon-like": LexiconLike().sample,
+    "lexicon-like, jittered": LexiconLike(jitter=0.01).sample,
+    "pass/fail p=0.2": lambda rng, shape: (rng.random(shape) < 0.2).astype(float),
+    "pass/fail p=0.5": lambda rng, shape: (rng.random(shape) < 0.5).astype(float),
+    "pass/fail p=0.8": lambda rng, shape: (rng.random(shape) < 0.8).astype(float),
+    "3 levels": lambda rng, shape: rng.integers(0, 3, shape) / 2.0,
+    "5 levels": lambda rng, shape: rng.integers(0, 5, shape) / 4.0,
+}
+
+
+def decision_table(m: int, n: int, batches: int, sizes=(4, 16, 64, 256), seed: int = 0):
+    """Yields the table's lines, one law at a time."""
+    yield from [f"# share of batches judged discrete (whole batch -> bon at N = m); m = {m}, N = {n}, "
+             f"binomial test of tie probability <= 0.1 at level {DISCRETE_TEST_LEVEL}",
+             f"{'law':24s} {'top-tie rate':>12s} " + " ".join(f"{f'{g} prompts':>12s}" for g in sizes)]
+    for name, sample in LAWS.items():
+        rng = np.random.default_rng(seed)
+        cells, ties, eligible = [], 0, 0
+        for g in sizes:
+            ids = torch.arange(g).repeat_interleave(m)
+            count = max(20, batches * 16 // g)
+            hits = 0
+            for _ in range(count):
+                x = torch.from_numpy(np.asarray(sample(rng, (g * m,)), dtype=np.float64))
+                _, info = best_of_n_credit(x, ids, n, "tea")
+                hits += info.discrete_batch
+                ties += info.tie_groups
+                eligible += info.eligible_groups
+            cells.append(f"{hits / count:12.4f}")
+        rate = ties / eligible if eligible else float("nan")
+        yield f"{name:24s} {rate:12.4f} " + " ".join(cells)
+
+
+def cost_table(m: int, n: int, groups: int, samples: int, seed: int = 0):
+    """Yields the table's lines, one law at a time."""
+    from tea_verl.quality import measure
+
+    laws = {"lexicon-like": LexiconLike(), "lexicon-like, jittered": LexiconLike(jitter=0.01)}
+    ests = ("bon_m", "tea", "prefix_tea")
+    yield from [f"# SVR and rho with point masses and without; m = {m}, N = {n}, batches of {groups} prompts, "
+             f"{samples} rewards each; +- 1 s.e.",
+             f"{'law':24s}     " + " ".join(f"{e:>16s}" for e in ests)]
+    batches = max(2, samples // (groups * m))
+    for name, law in laws.items():
+        res = [measure(law, m, n, e, groups=groups, batches=batches, seed=seed) for e in ests]
+        yield f"{name:24s} SVR " + " ".join(f"{r['svr']:9.2f}+-{r['svr_se']:.2f}" for r in res)
+        yield f"{'':24s} rho " + " ".join(f"{r['rho']:9.2f}+-{r['rho_se']:.2f}" for r in res)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--m", type=int, default=8)
+    ap.add_argument("--N", type=int, default=64)
+    ap.add_argument("--batches", type=int, default=2000, help="batches of 16 prompts per law (scaled for other sizes)")
+    ap.add_argument("--groups", type=int, default=16, help="prompts per batch in the SVR/rho measurement")
+    ap.add_argument("--samples", type=int, default=200_000, help="rewards per SVR/rho cell")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    for line in decision_table(args.m, args.N, args.batches, seed=args.seed):
+        print(line, flush=True)
+    print()
+    for line in cost_table(args.m, args.N, args.groups, args.samples, seed=args.seed):
+        print(line, flush=True)
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
