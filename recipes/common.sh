@@ -24,7 +24,10 @@ DRY_RUN="${DRY_RUN:-0}"
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONFIG_DIR="$REPO_ROOT/recipes/config"
-PYTHON="${PYTHON:-python}"
+# the clone's .venv (scripts/setup.sh) when there is one, so that the scripts work without activating it
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x "$REPO_ROOT/.venv/bin/python" ]; then PYTHON="$REPO_ROOT/.venv/bin/python"; else PYTHON=python; fi
+fi
 
 case "$METHOD" in
   grpo | tea | prefix_tea) ;;
@@ -55,8 +58,9 @@ OVERRIDES=(
 )
 
 dry_run() {
+  local saved="$OUT_DIR/${RECIPE}_${METHOD}_m${M}_N${N}/composed_config.yaml"
   echo "# dry run: $RECIPE, METHOD=$METHOD (no training is started)"
-  "$PYTHON" -m tea_verl.cli preflight --print-config --config-path "$CONFIG_DIR" --config-name "$METHOD" \
+  "$PYTHON" -m tea_verl.cli preflight --save-config "$saved" --config-path "$CONFIG_DIR" --config-name "$METHOD" \
     "${OVERRIDES[@]}" "$@"
 }
 

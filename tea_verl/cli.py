@@ -22,7 +22,23 @@ def _add_input_args(parser) -> None:
     parser.add_argument("--step", type=int, default=None, help="with a directory: the step to read (default: newest)")
 
 
+def quiet_verl() -> None:
+    """Silence what verl prints on import that says nothing about this command on a CPU machine:
+    its optional training engines being absent (torchtitan, megatron, ...), no accelerator being
+    found, and validate_config's note that the critic is off for a non-GAE estimator."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*engine is not available", category=UserWarning)
+    warnings.filterwarnings("ignore", message=r"Disabled critic as algorithm\.adv_estimator", category=UserWarning)
+    noise = ("No supported accelerator detected", "is registered but not available", "Platform override from VERL_PLATFORM")
+    logging.getLogger("verl.plugin.platform.platform_manager").addFilter(
+        lambda record: not any(n in record.getMessage() for n in noise)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    quiet_verl()
     parser = argparse.ArgumentParser(prog="tea-verl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -67,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     pf.add_argument("--config-path", default=None, help="config directory (default: the tea_trainer config dir)")
     pf.add_argument("--config-name", default="tea_trainer")
     pf.add_argument("--print-config", action="store_true", help="print the fully composed config first")
+    pf.add_argument("--save-config", default=None, metavar="FILE", help="write the fully composed config to FILE")
     pf.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. algorithm.tea.N=64")
     args, rest = parser.parse_known_args(argv)
     if args.cmd == "preflight":
@@ -98,19 +115,32 @@ def main(argv: list[str] | None = None) -> int:
 def _preflight(args) -> int:
     import os
 
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from tea_verl.preflight import check
+    from tea_verl.preflight import ComposeError, check, compose
 
     config_dir = os.path.abspath(args.config_path or CONFIG_DIR)
-    with initialize_config_dir(config_dir=config_dir, version_base=None):
-        cfg = compose(args.config_name, overrides=list(args.overrides))
-    if args.print_config:
+    try:
+        cfg = compose(config_dir, args.config_name, args.overrides)
+    except ComposeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.print_config or args.save_config:
         try:
-            print(OmegaConf.to_yaml(cfg, resolve=True))
+            text = OmegaConf.to_yaml(cfg, resolve=True)
         except Exception:  # noqa: BLE001 - an interpolation that needs runtime values: print it unresolved
-            print(OmegaConf.to_yaml(cfg))
+            text = OmegaConf.to_yaml(cfg)
+        if args.print_config:
+            print(text)
+        if args.save_config:
+            try:
+                os.makedirs(os.path.dirname(os.path.abspath(args.save_config)), exist_ok=True)
+                with open(args.save_config, "w") as f:
+                    f.write(text)
+            except OSError as exc:
+                print(f"error: cannot write {args.save_config}: {exc.strerror or exc}", file=sys.stderr)
+                return 2
+            print(f"composed config: {args.save_config} ({text.count(chr(10))} lines)")
     problems = check(cfg)
     if problems:
         print(f"preflight: FAILED, {len(problems)} problem(s):")
@@ -126,16 +156,17 @@ def _preflight(args) -> int:
 def _diagnose(args) -> int:
     import json
 
-    import verl  # noqa: F401  (the plugin registers the estimators measured here)
-
-    from tea_verl.diagnose import DiagnoseError, diagnose, format_diagnosis
+    from tea_verl.diagnose import DiagnoseError, check_arguments, diagnose, format_diagnosis
     from tea_verl.report import ReportError, read_samples
 
     def progress(i, total, label):
         print(f"  measuring SVR and rho [{i + 1}/{total}]: {label}", file=sys.stderr, flush=True)
 
-    try:
+    try:  # arguments and data first: bad input is rejected before torch and verl load
+        check_arguments(args.m, args.N, args.min_samples, args.batch_prompts)
         samples = read_samples(args.path, step=args.step)
+        import verl  # noqa: F401  (the plugin registers the estimators measured here)
+
         d = diagnose(samples, args.m, args.N, min_samples=args.min_samples, batch_prompts=args.batch_prompts,
                      draws=args.draws, seed=args.seed,
                      progress=progress)
@@ -162,7 +193,9 @@ def _bon_report(args) -> int:
     try:
         shape = None if args.shape == "fit" else float(args.shape)
     except ValueError:
-        print(f"error: --shape is 'fit' or a number < 1, got {args.shape!r}", file=sys.stderr)
+        shape = float("nan")
+    if shape is not None and not -2.0 <= shape < 1.0:
+        print(f"error: --shape is 'fit' or a number in [-2, 1) (xi >= 1 has no finite mean), got {args.shape!r}", file=sys.stderr)
         return 2
     try:
         samples = read_samples(args.path, step=args.step)
@@ -173,7 +206,11 @@ def _bon_report(args) -> int:
     print(format_report(report))
     base = args.path if os.path.isdir(args.path) else os.path.dirname(os.path.abspath(args.path))
     out = args.out or os.path.join(base, "bon_report")
-    paths = write_report(report, out, plot=not args.no_plot)
+    try:
+        paths = write_report(report, out, plot=not args.no_plot)
+    except OSError as exc:
+        print(f"error: cannot write the report to {out}: {exc.strerror or exc} (choose a writable --out directory)", file=sys.stderr)
+        return 1
     print("\nwrote " + ", ".join(paths.values()))
     return 0
 

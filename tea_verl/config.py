@@ -60,10 +60,11 @@ class TeaConfig:
     spread-seeking credit (SVR of prefix_tea 0.66-0.71 at m = 4; docs/estimators.md)."""
 
     max_top_tie_rate: float = 0.1
-    """tea/prefix_tea refuse a batch whose top two rewards tie in more than this share of the
-    non-constant groups that need extrapolation: a continuous law never ties, a discrete one
-    (pass/fail verifier) does, and there tail extrapolation can flip the sign of the best
-    responses' credit. 1.0 disables the check."""
+    """The largest top-two tie probability of a continuous law with point masses. Groups whose
+    top two rewards tie get the exact bon credit at N = m; a batch in which a one-sided binomial
+    test (level 5 %) rejects "tie probability <= this" is judged discrete (pass/fail, a few levels:
+    tail extrapolation can flip the sign of the best responses' credit there) and gets bon at
+    N = m as a whole. 1.0 turns the batch test off. Never raises on data."""
 
     extra: dict = field(default_factory=dict, repr=False, compare=False)
 

@@ -320,16 +320,20 @@ def main(argv=None) -> int:
     ap.add_argument("--prompts", type=int, default=96)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--out", default="demo_out", help="directory for demo.png and demo.json (default demo_out)")
-    ap.add_argument("--quick", action="store_true", help="32 prompts, 60 steps (for tests)")
+    ap.add_argument("--quick", action="store_true",
+                    help="32 prompts, 400 steps: the same story in about a third of the time")
     args = ap.parse_args(argv)
     if args.quick:
-        args.prompts, args.steps = 32, min(args.steps, 60)
+        args.prompts, args.steps = 32, min(args.steps, 400)
     ests = [e.strip() for e in args.estimators.split(",") if e.strip()]
     unknown = [e for e in ests if e not in DEFAULT_ESTIMATORS and not e.startswith(("tea@", "prefix_tea@"))]
     if unknown:
         ap.error(f"unknown estimator(s) {unknown}; choose from {', '.join(DEFAULT_ESTIMATORS)}")
     if args.m < 2 or args.N < 2:
         ap.error("--m and --N must be >= 2")
+    if args.N <= args.m:
+        ap.error(f"--N {args.N} is not above --m {args.m}: the demo shows extrapolation to a deployment best-of-N beyond "
+                 "the m training rollouts (with N <= m the exact bon is the estimator to use); pick --N > --m, e.g. 8 * m")
     if args.steps < 1:
         ap.error("--steps must be >= 1")
     every = max(1, args.steps // 50)

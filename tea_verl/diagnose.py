@@ -32,11 +32,12 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from tea_verl.bon_metrics import prompt_curves
-from tea_verl.estimators import fit_tail_shape, phi
 from tea_verl.report import Samples
+
+# torch and the estimators are imported inside the functions that use them, so that the CLI can
+# reject bad arguments (check_arguments) in milliseconds, before torch and verl load
 
 __all__ = ["DiagnoseError", "Diagnosis", "diagnose", "format_diagnosis", "MIN_SAMPLES"]
 
@@ -134,6 +135,18 @@ def _standardise(samples: Samples, prompts: dict, min_samples: int):
     return kept, short, const, ties
 
 
+def check_arguments(m: int, N: int, min_samples: int = MIN_SAMPLES, batch_prompts: int = 128) -> None:
+    """Raise :class:`DiagnoseError` for settings diagnose cannot use (cheap: no torch, no data)."""
+    if m < 2:
+        raise DiagnoseError(f"--m (rollouts per prompt in training) must be >= 2, got {m}")
+    if N < 1:
+        raise DiagnoseError(f"--N (the deployment best-of-N) must be >= 1, got {N}")
+    if batch_prompts < 1:
+        raise DiagnoseError(f"--batch-prompts (prompts per training batch, data.train_batch_size) must be >= 1, got {batch_prompts}")
+    if min_samples < 4:
+        raise DiagnoseError(f"--min-samples must be >= 4 (the shape fit needs k = 2..4 at least), got {min_samples}")
+
+
 def group_size_ties(raw: list[np.ndarray], m: int, N: int, batch_prompts: int, batches: int = 300,
                     seed: int = 0) -> tuple[float, float, float]:
     """Resample training-like batches (``batch_prompts`` prompts, a group of m of each prompt's raw
@@ -141,6 +154,8 @@ def group_size_ties(raw: list[np.ndarray], m: int, N: int, batch_prompts: int, b
 
     Returns (top-two tie rate of non-constant groups, fallback groups per batch, share of batches
     declared discrete)."""
+    import torch
+
     from tea_verl.estimators import best_of_n_credit
 
     rng = np.random.default_rng(seed + 1)
@@ -171,14 +186,11 @@ def diagnose(
     progress=None,
 ) -> Diagnosis:
     """Run the six steps of the module docstring. ``draws``: rewards per SVR/rho evaluation."""
-    if m < 2:
-        raise DiagnoseError(f"--m (rollouts per prompt in training) must be >= 2, got {m}")
-    if N < 1:
-        raise DiagnoseError(f"--N (the deployment best-of-N) must be >= 1, got {N}")
-    if batch_prompts < 1:
-        raise DiagnoseError(f"--batch-prompts (prompts per training batch, data.train_batch_size) must be >= 1, got {batch_prompts}")
-    if min_samples < 4:
-        raise DiagnoseError(f"--min-samples must be >= 4 (the shape fit needs k = 2..4 at least), got {min_samples}")
+    import torch
+
+    from tea_verl.estimators import fit_tail_shape, phi
+
+    check_arguments(m, N, min_samples, batch_prompts)
     prompts = samples.prompts()
     kept, short, const, ties = _standardise(samples, prompts, min_samples)
     raw = [samples.selection[idx] for idx in prompts.values() if samples.selection[idx].size >= min_samples]
@@ -324,6 +336,8 @@ def format_diagnosis(d: Diagnosis) -> str:
         kind = {"negative": "bounded (Weibull domain)", "zero": "Gumbel-like (exponential tail)", "positive": "heavy (Frechet domain)"}[d.shape_sign]
         bound = f" (AT THE {d.shape_at_bound.upper()} BOUND of {list(SHAPE_BOUNDS)})" if d.shape_at_bound else ""
         L.append(f"  tail shape xi = {d.xi:+.3f}{bound}, 95% CI [{lo:+.3f}, {hi:+.3f}]: {kind}; law R^2 = {d.law_r2:.5f}")
+        L.append("    (the estimators' shape: basis (n^xi - 1)/xi, k = 2..n, standardised scores; bon-report fits the "
+                 "validation law's exact basis to raw scores, so its xi differs)")
     if d.extrapolation:
         e = d.extrapolation
         z = "n/a" if e["miss_in_se"] is None else f"{e['miss_in_se']:+.1f} s.e."

@@ -19,8 +19,9 @@ estimates ``grad J_N`` with ``J_N = E[max of N rewards]``:
   (the bulk, which the upper-tail model does not describe); ``tea`` the one that best
   approximates the best-of-N advantage ``N * A_N(r)`` of the fitted GEV(xi) law in L2. Both add
   ``smoothing * |w|^2``.
-  When ``N <= m`` both reduce to ``bon`` exactly (``w`` is the unit vector at ``k = N``). Both
-  refuse discrete rewards (top-two ties, :func:`top_tie_rate`), where no GEV law fits.
+  When ``N <= m`` both reduce to ``bon`` exactly (``w`` is the unit vector at ``k = N``). A
+  group whose top two rewards tie gets the exact ``bon`` credit at N = m, and so does a whole
+  batch that a binomial test judges discrete (:func:`top_tie_groups`): no GEV law fits there.
 
 Optional normalisation divides by a reward std: the batch mean of the group stds (default) or
 each group's own std (GRPO's convention, which damps the spread-seeking credit).

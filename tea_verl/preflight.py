@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["Problem", "check", "PreflightError", "TAIL_ESTIMATORS"]
+__all__ = ["Problem", "check", "compose", "ComposeError", "PreflightError", "TAIL_ESTIMATORS"]
 
 TAIL_ESTIMATORS = ("tea", "prefix_tea")
 
@@ -43,6 +43,37 @@ class PreflightError(ValueError):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("preflight found %d problem(s):\n" % len(problems) + "\n".join(f"  - {p}" for p in problems))
+
+
+class ComposeError(ValueError):
+    """A config that does not compose (unknown key, bad override, missing config); one line."""
+
+
+def compose(config_dir: str, config_name: str, overrides=()):
+    """Compose a Hydra config as a launch would; a failure raises :class:`ComposeError` with
+    Hydra's message and the fix, never a traceback of Hydra's internals."""
+    import os
+
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not os.path.isdir(config_dir):
+        raise ComposeError(f"config directory {config_dir} does not exist (--config-path)")
+    try:
+        with initialize_config_dir(config_dir=os.path.abspath(config_dir), version_base=None):
+            return hydra_compose(config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        hint = ""
+        if "Could not override" in first or "Key '" in first:
+            hint = " (no such key: check the spelling, or add it with '+key=value' if it is new)"
+        elif "Cannot find primary config" in first:
+            hint = f" (--config-name: a YAML file name without .yaml in {config_dir})"
+        elif "parsing override" in first.lower() or "mismatched input" in first:
+            hint = " (overrides are key=value, e.g. algorithm.tea.N=64)"
+        raise ComposeError(f"the config does not compose: {first}{hint}") from None
 
 
 def _sel(cfg, path: str, default=None):

@@ -167,6 +167,8 @@ def read_samples(path: str, step: int | None = None) -> Samples:
     """Read scored samples from a verl validation dump (dir or file) or a JSONL/Parquet table."""
     if not os.path.exists(path):
         raise ReportError(f"{path}: no such file or directory")
+    if step is not None and not os.path.isdir(path):
+        raise ReportError(f"--step {step} selects a step of a validation_data_dir, but {path} is a file; drop --step or pass the directory")
     if os.path.isdir(path):
         path = os.path.join(path, f"{step}.jsonl") if step is not None else _newest_step_file(path)
         if not os.path.exists(path):
@@ -294,12 +296,42 @@ def analyse(
             )
         except ValueError as exc:
             note = str(exc)
+        if fit is not None and fit.extrapolated:
+            note = _extrapolation_caveats(fit, k_fit, np.concatenate([p[0] for p in per_prompt]), note)
         if summary.uneven:
             note = (note + " " if note else "") + (
                 f"uneven samples per prompt {summary.n_counts}: the law is fitted on k = 1..{k_fit}"
             )
         report.sources[src] = SourceReport(summary, fit, note, incomplete)
     return report
+
+
+EXTRAPOLATION_RATIO_WARN = 16  # extrapolating further than this multiple of the sampled n gets a warning
+DISCRETE_LEVELS = 5  # scores with at most this many distinct values are treated as discrete
+
+
+def _extrapolation_caveats(fit: ScalingLawFit, k_fit: int, scores: np.ndarray, note: str) -> str:
+    """Say how far the extrapolations reach beyond the sampled n, and cap them at the largest
+    observed score when the scores are discrete (a best-of-N' of a law on a few levels cannot
+    exceed its top level; the continuous law would overshoot it)."""
+    notes = [note] if note else []
+    far = max(fit.extrapolated)
+    if far > EXTRAPOLATION_RATIO_WARN * k_fit:
+        notes.append(
+            f"warning: extrapolating from k <= {k_fit} sampled per prompt to {far} ({far / k_fit:.0f}x): beyond the "
+            "sampled range the law is an assumption, not a measurement; sample more per prompt (val_kwargs.n) to check it"
+        )
+    levels = np.unique(scores[np.isfinite(scores)])
+    if levels.size <= DISCRETE_LEVELS:
+        top = float(levels[-1])
+        capped = [n for n, v in fit.extrapolated.items() if v > top]
+        for n in capped:
+            fit.extrapolated[n] = top
+        notes.append(
+            f"warning: the scores take only {levels.size} distinct values: discrete rewards have no continuous tail, so the "
+            f"law's extrapolations are not meaningful" + (f"; those above the top level {top:g} are capped at it ({', '.join(map(str, capped))})" if capped else "")
+        )
+    return " ".join(notes)
 
 
 def format_report(report: Report) -> str:
@@ -340,6 +372,9 @@ def format_report(report: Report) -> str:
                 f"  law J_k = a + b Phi_xi(k): a = {fit.a:.4f}, b = {fit.b:.4f}, {xi_txt}; R^2 = {fit.r2:.5f}, "
                 f"rmse = {fit.rmse:.2e}, max |resid|/sem = {z}"
             )
+            if fit.xi_fitted:
+                lines.append("  (the validation law's exact basis Phi_xi, k = 1..n, raw scores; tea-verl diagnose reports "
+                             "the estimators' shape, basis (n^xi - 1)/xi, which differs)")
             if fit.max_abs_z is not None and fit.max_abs_z > 3:
                 lines.append("  warning: the law misses the measured curve by more than 3 standard errors; treat extrapolations with care")
             for n, v in fit.extrapolated.items():

@@ -105,15 +105,12 @@ def _config_location(args) -> tuple[str, str]:
 
 
 def _compose(config_dir: str, config_name: str, overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
+    from tea_verl.preflight import ComposeError, compose
 
     try:
-        with initialize_config_dir(config_dir=config_dir, version_base=None):
-            return compose(config_name, overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise SmokeError(f"the config does not compose: {str(exc).splitlines()[0]}") from None
+        return compose(config_dir, config_name, overrides)
+    except ComposeError as exc:
+        raise SmokeError(str(exc)) from None
 
 
 def smoke_overrides(out: str, assets: str, reward: tuple[str, str], steps: int, ranks: int, ray_tmp: str, batch: int, m: int) -> dict[str, object]:

@@ -31,11 +31,11 @@ def _env(**extra):
     return env
 
 
-def smoke(tmp_path, *args, name="out"):
+def smoke(tmp_path, *args, name="out", cwd=None):
     out = tmp_path / name
     proc = subprocess.run(
         [sys.executable, "-m", "tea_verl.cli", "smoke", "--out", str(out), *args],
-        capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=900,
+        capture_output=True, text=True, env=_env(), cwd=cwd or tmp_path, timeout=900,
     )
     return proc, out
 
@@ -45,8 +45,13 @@ def _load(out):
         return json.load(f)
 
 
+TEA_METRICS = ("tea/xi", "tea/top_tie_rate", "tea/fallback_groups", "tea/fallback_batch", "tea/singletons",
+               "tea/credit_mean", "tea/credit_std", "tea/best_nonpositive_share", "tea/best_lowest_share")
+
+
 def _assert_trained(result, steps, estimator_advantages=True):
     by_step = {r["step"]: r["data"] for r in result["steps"]}
+    ours = result["config"]["adv_estimator"] in ("bon", "tea", "prefix_tea")
     assert sorted(by_step) == list(range(1, steps + 1))
     syncs = {r["global_steps"]: r for r in result["weight_sync"]}
     for k, d in by_step.items():
@@ -65,6 +70,11 @@ def _assert_trained(result, steps, estimator_advantages=True):
         curve = [bon[next(key for key in bon if f"exact_best@{k_}/" in key)] for k_ in ks]
         assert all(b >= a - 1e-9 for a, b in zip(curve, curve[1:])), f"best-of-k must not fall with k: {curve}"
         assert any("bon_selection_score" in key for key in d), "the best_of_n manager's metrics are missing"
+        if ours:  # the estimator's state reached verl's step metrics
+            assert all(key in d for key in TEA_METRICS), sorted(key for key in d if key.startswith("tea/"))
+            assert d["tea/fallback_batch"] == 0.0 and d["tea/singletons"] == 0.0
+        else:
+            assert not any(key.startswith("tea/") for key in d)
     assert syncs[0]["l2_from_initial"] == 0.0  # the first sync is the initial model
 
 
@@ -110,11 +120,15 @@ def test_smoke_grpo_runs_and_only_estimator_keys_differ(tea_and_grpo):
     assert sorted(diff) == sorted(["-  adv_estimator: tea", "+  adv_estimator: grpo"]), diff
 
 
-def test_smoke_bon_and_prefix_tea_on_two_ranks(tmp_path):
-    proc, out = smoke(tmp_path, "--ranks", "2", "--steps", "2", "algorithm.adv_estimator=prefix_tea", name="prefix_tea_2ranks")
+def test_smoke_recipe_prefix_tea_on_two_ranks(tmp_path):
+    # the README's command: the recipe config (KL loss, so a reference model too), FSDP2 over gloo on two ranks
+    proc, out = smoke(tmp_path, "--recipe", "recipes/config/prefix_tea.yaml", "--steps", "2", "--ranks", "2",
+                      name="prefix_tea_2ranks", cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = _load(out)
     assert result["config"]["ranks"] == 2 and result["config"]["adv_estimator"] == "prefix_tea"
+    assert result["config"]["config_name"] == "prefix_tea"
+    assert all("actor/kl_loss" in r["data"] for r in result["steps"])  # the recipe's KL loss ran, against the ref model
     _assert_trained(result, steps=2)
     # two rollout replicas, one per rank, each received every sync
     assert sorted({r["replica"] for r in result["weight_sync"]}) == [0, 1]

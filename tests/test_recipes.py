@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -261,10 +262,13 @@ def test_dry_run_prints_the_composed_config_and_the_preflight_verdict(script, tm
     for name in ("train.parquet", "core250.parquet"):
         shutil.copy(os.path.join(FIXTURES, "ultrafeedback_binarized", "test_prefs.parquet"), tmp_path / name)
     method = random.Random(script).choice(METHODS)
-    env = {**os.environ, "DRY_RUN": "1", "METHOD": method, "DATA_DIR": str(tmp_path), "PYTHON": sys.executable, "M": "4", "N": "32"}
+    env = {**os.environ, "DRY_RUN": "1", "METHOD": method, "DATA_DIR": str(tmp_path), "PYTHON": sys.executable, "M": "4", "N": "32",
+           "OUT_DIR": str(tmp_path / "outputs")}
     out = subprocess.run(["bash", script], capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert f"adv_estimator: {method}" in out.stdout and "strategy: fsdp2" in out.stdout
+    saved = re.search(r"composed config: (\S+) \(\d+ lines\)", out.stdout).group(1)
+    text = open(saved).read()
+    assert f"adv_estimator: {method}" in text and "strategy: fsdp2" in text
     assert "preflight: OK" in out.stdout and "rollout.n = 4, N = 32" in out.stdout
     if "multi_node" in script:
         assert "ray job submit" in out.stdout and "VERL_USE_EXTERNAL_MODULES" in out.stdout

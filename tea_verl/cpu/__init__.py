@@ -12,7 +12,8 @@ calls :func:`install`, which
    ("Duplicate device type cpu");
 3. registers verl's FSDP engines (language model and value head, ``fsdp``/``fsdp2``) for device
    ``cpu``, right after verl imports them (a post-import hook: importing them costs seconds, so
-   not at every ``import verl``);
+   not at every ``import verl``), and makes their CPU offload policy for forward-only models (the
+   reference policy of a KL loss) unpinned, since pinned memory needs an accelerator;
 4. registers the ``hf_cpu`` rollout (:mod:`tea_verl.cpu.rollout`) in verl's rollout and
    replica registries.
 
@@ -50,6 +51,7 @@ PRIVATE_NAMES = (
     ("verl.workers.engine.base", "EngineRegistry", "engine registry (FSDP engines registered for device cpu)", True),
     ("verl.workers.engine.fsdp.transformer_impl", "FSDPEngineWithLMHead", "registered for device cpu", True),
     ("verl.workers.engine.fsdp.transformer_impl", "FSDPEngineWithValueHead", "registered for device cpu", True),
+    ("verl.workers.engine.fsdp.transformer_impl", "CPUOffloadPolicy", "rebound: the ref model's pinned-memory offload needs an accelerator", True),
 )
 ENGINE_MODULE = "verl.workers.engine.fsdp.transformer_impl"
 
@@ -164,7 +166,21 @@ def _patch_process_group_default() -> None:
 
 
 def _register_cpu_engines(transformer_impl) -> None:
+    """Register verl's FSDP engines for device cpu, and make the CPU offload policy they give a
+    forward-only model (the reference policy of a KL loss) unpinned: pinning needs an accelerator."""
+    from verl.utils.device import get_device_name
     from verl.workers.engine.base import EngineRegistry
+
+    policy = transformer_impl.CPUOffloadPolicy
+    if get_device_name() == PLATFORM_NAME and policy is not None and not getattr(policy, "_tea_cpu", False):
+
+        class UnpinnedCPUOffloadPolicy(policy):
+            _tea_cpu = True
+
+            def __init__(self, *args, pin_memory: bool = False, **kwargs):
+                super().__init__(*args, pin_memory=False, **kwargs)
+
+        transformer_impl.CPUOffloadPolicy = UnpinnedCPUOffloadPolicy
 
     for model_type, cls in (
         ("language_model", transformer_impl.FSDPEngineWithLMHead),
