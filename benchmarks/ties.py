@@ -7,12 +7,14 @@
    (pass/fail, 3 and 5 levels): the top-two tie rate of groups of m, and the share of batches of
    4, 16, 64 and 256 prompts that the one-sided binomial test declares discrete (the whole batch
    then gets ``bon`` at N = m). Straight from :func:`tea_verl.estimators.best_of_n_credit`.
-2. **The cost of the per-group fallback** (tied groups get ``bon`` at N = m): SVR and rho of
-   ``bon_m``, ``tea`` and ``prefix_tea`` on the lexicon-like law and on the same law without point
-   masses (each atom spread over +-0.01), in batches of ``--groups`` prompts, measured by
-   :func:`tea_verl.quality.measure`. Caveat: SVR is measured pathwise (sample 1 perturbed by
-   +-h); a tie that involves sample 1 is broken by the perturbation, so SVR sees the fallback only
-   in groups where two other samples tie. rho sees every group.
+2. **Point masses and the per-group fallback** (tied groups get ``bon`` at N = m): SVR and rho of
+   ``bon_m``, ``tea`` and ``prefix_tea`` on the lexicon-like law, on its two kinds of point mass
+   alone (the zero atom sits in the bulk and almost never ties at the top; the recurring values
+   do), and on the same law without point masses (each atom spread over +-0.01), in batches of
+   ``--groups`` prompts, measured by :func:`tea_verl.quality.measure`. Caveat: SVR is measured
+   pathwise (sample 1 perturbed by +-h), which presumes a density; on a law with atoms it is not
+   the spread valuation of the estimator (the zero-atom-only row shows it). rho is well defined
+   on any law.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ def cost_table(m: int, n: int, groups: int, samples: int, seed: int = 0):
     """Yields the table's lines, one law at a time."""
     from tea_verl.quality import measure
 
-    laws = {"lexicon-like": LexiconLike(), "lexicon-like, jittered": LexiconLike(jitter=0.01)}
+    laws = {"lexicon-like": LexiconLike(), "zero atom only": LexiconLike(repeat=0.0),
+            "recurring values only": LexiconLike(zero=0.0), "lexicon-like, jittered": LexiconLike(jitter=0.01)}
     ests = ("bon_m", "tea", "prefix_tea")
     yield from [f"# SVR and rho with point masses and without; m = {m}, N = {n}, batches of {groups} prompts, "
              f"{samples} rewards each; +- 1 s.e.",

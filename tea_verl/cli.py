@@ -117,7 +117,7 @@ def _preflight(args) -> int:
 
     from omegaconf import OmegaConf
 
-    from tea_verl.preflight import ComposeError, check, compose
+    from tea_verl.preflight import ComposeError, advice, check, compose
 
     config_dir = os.path.abspath(args.config_path or CONFIG_DIR)
     try:
@@ -148,6 +148,8 @@ def _preflight(args) -> int:
             print(f"  - {p}")
         return 1
     est = cfg.algorithm.adv_estimator
+    for note in advice(cfg):
+        print(f"note: {note}")
     print(f"preflight: OK ({est}, rollout.n = {cfg.actor_rollout_ref.rollout.n}, "
           f"N = {OmegaConf.select(cfg, 'algorithm.tea.N')}, val_kwargs.n = {cfg.actor_rollout_ref.rollout.val_kwargs.n})")
     return 0

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["Problem", "check", "compose", "ComposeError", "PreflightError", "TAIL_ESTIMATORS"]
+__all__ = ["Problem", "check", "advice", "compose", "ComposeError", "PreflightError", "TAIL_ESTIMATORS"]
 
 TAIL_ESTIMATORS = ("tea", "prefix_tea")
 
@@ -43,6 +43,21 @@ class PreflightError(ValueError):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("preflight found %d problem(s):\n" % len(problems) + "\n".join(f"  - {p}" for p in problems))
+
+
+def advice(cfg) -> list[str]:
+    """Non-fatal notes on what a launch will do with the rewards it gets (printed by the dry run)."""
+    est = str(_sel(cfg, "algorithm.adv_estimator", ""))
+    if est not in TAIL_ESTIMATORS:
+        return []
+    m = _sel(cfg, "actor_rollout_ref.rollout.n", 1)
+    return [
+        f"{est} extrapolates a continuous reward tail. Groups whose top two rewards tie get the exact bon credit "
+        f"at N = m, and batches of pass/fail or few-level rewards fall back to bon at N = m as a whole (metrics "
+        f"tea/fallback_groups, tea/fallback_batch). To see in advance how often that happens with your reward, run "
+        f"`tea-verl diagnose <validation_data_dir> --m {m} --N {_sel(cfg, 'algorithm.tea.N')}` on a validation dump "
+        "of the starting policy."
+    ]
 
 
 class ComposeError(ValueError):

@@ -327,11 +327,12 @@ def _extrapolation_caveats(fit: ScalingLawFit, k_fit: int, scores: np.ndarray, n
         capped = [n for n, v in fit.extrapolated.items() if v > top]
         for n in capped:
             fit.extrapolated[n] = top
+            fit.extrapolated_se.pop(n, None)  # the bootstrap spread of an overshooting law says nothing here
         notes.append(
             f"warning: the scores take only {levels.size} distinct values: discrete rewards have no continuous tail, so the "
             f"law's extrapolations are not meaningful" + (f"; those above the top level {top:g} are capped at it ({', '.join(map(str, capped))})" if capped else "")
         )
-    return " ".join(notes)
+    return "\n".join(notes)
 
 
 def format_report(report: Report) -> str:
@@ -380,8 +381,8 @@ def format_report(report: Report) -> str:
             for n, v in fit.extrapolated.items():
                 se = fit.extrapolated_se.get(n)
                 lines.append(f"  best-of-{n} = {v:.4f}" + (f" +- {se:.4f}" if se is not None else "") + f"  (EXTRAPOLATED beyond the sampled k = {fit.k_max})")
-        if src.fit_note:
-            lines.append(f"  note: {src.fit_note}")
+        for note in src.fit_note.splitlines():
+            lines.append(f"  note: {note}")
     return "\n".join(lines)
 
 

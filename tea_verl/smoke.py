@@ -25,7 +25,7 @@ size ``rollout.n``, ``val_kwargs``, the optimiser, is the user's):
 Output: a progress line per step, a summary, and ``OUT/smoke.json`` with every metric verl logged
 per step, the replaced keys, the weight-sync log and the checks. Exit status 0 only when every
 check passed: finite non-zero advantages, the actor's weights changed and reached the rollout
-(rollout log-probs match the actor's recomputed ones), and the best-of-N validation metrics are
+(the rollout's token probabilities match the actor's recomputed ones), and the best-of-N validation metrics are
 present. ``OUT/smoke.log`` holds verl's full output.
 """
 
@@ -48,7 +48,10 @@ from tea_verl import CONFIG_DIR
 DEFAULT_REWARD = ("pkg://tea_verl.tiny", "lexicon_reward")
 TRAIN_PROMPTS = 4
 RESPONSE_LENGTH = 16
-LOGPROB_TOL = 0.05  # max |rollout - actor| token log-prob: float32 vs bf16-free recompute, loose enough for sdpa padding
+# verl's training/rollout_probs_diff_max: the largest |p_rollout - p_actor| over response tokens, where
+# p = exp(log-prob) of the sampled token. Same weights give ~3e-4 here (the actor recomputes in its own
+# precision, without the rollout's left padding); a rollout on stale weights differs by far more.
+PROB_TOL = 0.05
 
 
 class SmokeError(RuntimeError):
@@ -234,8 +237,11 @@ def _replaced(cfg, overrides: dict[str, object]) -> dict[str, tuple[object, obje
 
 
 def _build_assets(assets: str) -> None:
+    from transformers.utils import logging as hf_logging
+
     from tea_verl.tiny import PROMPTS, build_causal_lm, build_tokenizer, write_prompts
 
+    hf_logging.disable_progress_bar()  # a tiny model's save needs no progress bar
     tok = build_tokenizer()
     build_causal_lm(tok, os.path.join(assets, "model"))
     write_prompts(os.path.join(assets, "train.parquet"), PROMPTS[:TRAIN_PROMPTS], split="train")
@@ -340,8 +346,8 @@ def evaluate(steps: list[dict], weight_log: list[dict], n_steps: int) -> list[di
         finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in (lo, hi))
         add(k, "advantages finite and non-zero", finite and (abs(lo) > 0 or abs(hi) > 0), f"[{lo}, {hi}]")
         diff = d.get("training/rollout_probs_diff_max")
-        add(k, "rollout log-probs match the actor's", diff is not None and math.isfinite(diff) and diff < LOGPROB_TOL,
-            f"max |p_rollout - p_actor| = {diff} (tolerance {LOGPROB_TOL})")
+        add(k, "rollout token probabilities match the actor's recomputed ones", diff is not None and math.isfinite(diff) and diff < PROB_TOL,
+            f"max |p_rollout - p_actor| = {diff} (tolerance {PROB_TOL})")
         grad, lr = d.get("actor/grad_norm"), d.get("actor/lr")
         # verl syncs the actor's weights to the rollout after each update, tagged with that step
         after = [r for r in syncs if r.get("global_steps") is not None and int(r["global_steps"]) == k]

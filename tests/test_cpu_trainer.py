@@ -61,7 +61,7 @@ def _assert_trained(result, steps, estimator_advantages=True):
             assert lo < 0 < hi, f"step {k}: advantages [{lo}, {hi}] should straddle 0"
         # the weights the actor had after step k reached the rollout, and they moved
         assert syncs[k]["l2_from_previous"] > 0, f"step {k}: the rollout received unchanged weights"
-        # generation used the synced weights: rollout log-probs equal the actor's recomputed ones
+        # generation used the synced weights: the rollout's token probabilities equal the actor's recomputed ones
         assert d["training/rollout_probs_diff_max"] < 0.05
         assert d["training/rollout_actor_probs_pearson_corr"] > 0.99
         bon = {key: v for key, v in d.items() if "/exact_best@" in key and key.endswith("/mean")}
