@@ -1,36 +1,24 @@
-"""Tiny, locally built tokenizer and models (the model hub is out of reach on CI machines).
+"""Tiny, locally built models and rollout batches for the tests and benchmarks (the model hub is
+out of reach on CI machines).
 
-The tokenizer is a word-level fast tokenizer over a fixed vocabulary with a chat template, saved
-in the Hugging Face format so that ``AutoTokenizer.from_pretrained(dir)`` (and verl's
-``hf_tokenizer``) load it like any hub tokenizer. The reward model is a config-built
-``LlamaForSequenceClassification`` with one label and seeded random weights.
+The tokenizer and the Llama config are :mod:`tea_verl.tiny`'s (``tea-verl smoke`` uses them too).
+The reward model is a config-built ``LlamaForSequenceClassification`` with one label and seeded
+random weights.
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from tea_verl.tiny import CHAT_TEMPLATE, SPECIAL, WORDS, build_tokenizer  # noqa: F401  (re-exported)
+from tea_verl.tiny import build_tokenizer, llama_config  # noqa: F401  (build_tokenizer: re-exported for the tests)
 
 
 def build_reward_model(tokenizer, seed: int = 0, hidden: int = 32, layers: int = 2):
     """A config-built Llama sequence classifier (one score per text), seeded, in eval mode."""
     import torch
-    from transformers import LlamaConfig, LlamaForSequenceClassification
+    from transformers import LlamaForSequenceClassification
 
-    cfg = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=512,
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    cfg = llama_config(tokenizer, hidden, layers, num_labels=1)
     torch.manual_seed(seed)
     model = LlamaForSequenceClassification(cfg)
     model.eval()

@@ -69,12 +69,11 @@ def build_tokenizer(path: str | None = None):
     return tok
 
 
-def build_causal_lm(tokenizer, path: str | None = None, seed: int = 0, hidden: int = 64, layers: int = 2):
-    """A config-built ``LlamaForCausalLM``, seeded; saved with the tokenizer to ``path`` when given."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def llama_config(tokenizer, hidden: int = 64, layers: int = 2, **extra):
+    """A tiny ``LlamaConfig`` over ``tokenizer``'s vocabulary (4 heads, MLP width 2 x hidden)."""
+    from transformers import LlamaConfig
 
-    cfg = LlamaConfig(
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
         intermediate_size=2 * hidden,
@@ -83,10 +82,17 @@ def build_causal_lm(tokenizer, path: str | None = None, seed: int = 0, hidden: i
         num_key_value_heads=4,
         max_position_embeddings=512,
         pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=False,
+        **extra,
     )
+
+
+def build_causal_lm(tokenizer, path: str | None = None, seed: int = 0, hidden: int = 64, layers: int = 2):
+    """A config-built ``LlamaForCausalLM``, seeded; saved with the tokenizer to ``path`` when given."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    cfg = llama_config(tokenizer, hidden, layers, bos_token_id=tokenizer.bos_token_id,
+                       eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False)
     with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's global RNG
         torch.manual_seed(seed)
         model = LlamaForCausalLM(cfg)

@@ -1,14 +1,16 @@
-"""An HF-``generate`` rollout for verl's agent loop on the CPU (rollout name ``hf_cpu``).
+"""A Hugging Face rollout for verl's agent loop on the CPU (rollout name ``hf_cpu``, registered by
+:mod:`tea_verl.cpu`).
 
 verl 0.9.1 serves rollouts with vLLM, SGLang or TensorRT-LLM only. This backend plugs the same
-three pieces into verl's registries, with a Hugging Face model in place of the inference engine:
+three pieces into verl's registries, with a Hugging Face causal LM, sampled token by token with
+its KV cache (temperature, top-k, top-p), in place of the inference engine:
 
 * :class:`HFRolloutServer`, a Ray actor (``num_cpus=0``) holding the policy. ``generate`` is
   verl's token-in-token-out call (``llm_server.LLMServerClient`` awaits it per trajectory); it
   returns a :class:`TokenOutput` with the sampled ids, their log-probabilities under the
   temperature-scaled policy when asked (what the actor recomputes), the stop reason, and
   ``extra_fields["global_steps"]``. Concurrent requests are collected into one padded batch
-  (same sampling parameters), so a group of n rollouts costs one ``generate`` call.
+  (same sampling parameters), so a group of n rollouts costs one batched decode.
 * :class:`HFReplica`, the ``RolloutReplica`` whose ``launch_servers`` starts that actor beside the
   replica's first worker and sets ``servers``, ``_server_handle`` and ``_server_address`` (a
   router key only: no HTTP).
@@ -33,8 +35,6 @@ import torch
 
 from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
-
-from tea_verl.cpu import ROLLOUT_NAME  # noqa: F401  (the name this module is registered under)
 
 logger = logging.getLogger("tea_verl")
 _MAX_BATCH = 256  # requests merged into one generate call
