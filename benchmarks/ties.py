@@ -1,6 +1,6 @@
 """Ties and discrete rewards: when the tail estimators fall back to exact ``bon``, and what it costs.
 
-    python -m benchmarks.ties [--m 8] [--N 64] [--batches 2000] [--samples 200000]
+    python -m benchmarks.ties [--sections decision,cost,diagnose] [--m 8] [--N 64] [--batches 2000] [--samples 200000]
 
 1. **The discrete-batch decision.** For continuous laws, a continuous law with point masses
    (:class:`benchmarks.common.LexiconLike`), rounded scores and genuinely discrete rewards
@@ -15,6 +15,10 @@
    pathwise (sample 1 perturbed by +-h), which presumes a density; on a law with atoms it is not
    the spread valuation of the estimator (the zero-atom-only row shows it). rho is well defined
    on any law.
+3. **What ``tea-verl diagnose`` says in advance**: on 200 prompts x 64 lexicon-like samples and on
+   pass/fail samples, the tie rate at the training group size, the fallback groups it predicts per
+   batch of 16 prompts, the share of batches it predicts to be judged discrete, and its
+   recommendation.
 """
 
 from __future__ import annotations
@@ -87,8 +91,27 @@ def cost_table(m: int, n: int, groups: int, samples: int, seed: int = 0):
         yield f"{'':24s} rho " + " ".join(f"{r['rho']:9.2f}+-{r['rho_se']:.2f}" for r in res)
 
 
+def diagnose_table(m: int, n: int, seed: int = 0):
+    """Yields what diagnose reports on lexicon-like and on pass/fail samples."""
+    from tea_verl.diagnose import diagnose
+    from tea_verl.report import Samples
+
+    rng = np.random.default_rng(seed)
+    laws = {"lexicon-like": LexiconLike().sample(rng, (200, 64)),
+            "pass/fail p=0.3": (rng.random((200, 64)) < 0.3).astype(float)}
+    yield f"# tea-verl diagnose, 200 prompts x 64 samples, m = {m}, N = {n}, batches of 16 prompts"
+    yield f"{'law':16s} {'tie rate at m':>13s} {'fallback groups/batch':>22s} {'discrete batches':>17s}  recommendation"
+    for name, x in laws.items():
+        uids = [f"p{i}" for i in range(x.shape[0]) for _ in range(x.shape[1])]
+        samples = Samples(["d"] * x.size, uids, x.reshape(-1), [None] * x.size)
+        d = diagnose(samples, m, n, batch_prompts=16, draws=20_000, seed=seed)
+        yield (f"{name:16s} {d.group_tie_rate:13.4f} {d.fallback_groups_per_batch:22.3f} {d.discrete_batch_rate:17.3f}  "
+               + " ".join(d.recommendation.overrides))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sections", default="decision,cost,diagnose", help="comma list of decision, cost, diagnose")
     ap.add_argument("--m", type=int, default=8)
     ap.add_argument("--N", type=int, default=64)
     ap.add_argument("--batches", type=int, default=2000, help="batches of 16 prompts per law (scaled for other sizes)")
@@ -97,12 +120,20 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    for line in decision_table(args.m, args.N, args.batches, seed=args.seed):
-        print(line, flush=True)
-    print()
-    for line in cost_table(args.m, args.N, args.groups, args.samples, seed=args.seed):
-        print(line, flush=True)
-    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+    tables = {
+        "decision": lambda: decision_table(args.m, args.N, args.batches, seed=args.seed),
+        "cost": lambda: cost_table(args.m, args.N, args.groups, args.samples, seed=args.seed),
+        "diagnose": lambda: diagnose_table(args.m, args.N, seed=args.seed),
+    }
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = [s for s in sections if s not in tables]
+    if unknown:
+        ap.error(f"unknown section(s) {unknown}; choose from {', '.join(tables)}")
+    for name in sections:
+        for line in tables[name]():
+            print(line, flush=True)
+        print()
+    print(f"total {time.perf_counter() - t0:.0f} s")
     return 0
 
 
