@@ -36,11 +36,13 @@ import importlib.util
 import json
 import math
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from tea_verl import CONFIG_DIR
@@ -285,17 +287,32 @@ def _run(cmd: list[str], env: dict, log_path: str, steps: int, timeout: float, r
     start = time.time()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True, bufsize=1)
+    lines: queue.Queue = queue.Queue()
+
+    def pump():  # a reader thread, so that a silent hang still meets the timeout below
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
     seen = set()
     try:
         with open(log_path, "w") as log:
-            for line in proc.stdout:
+            while True:
+                left = timeout - (time.time() - start)
+                if left <= 0:
+                    raise TimeoutError
+                try:
+                    line = lines.get(timeout=min(left, 1.0))
+                except queue.Empty:
+                    continue
+                if line is None:
+                    break
                 log.write(line)
                 m = _STEP.search(line)
                 if m and int(m.group(1)) not in seen:
                     seen.add(int(m.group(1)))
                     progress(int(m.group(1)), steps, m.group(2), time.time() - start)
-                if time.time() - start > timeout:
-                    raise TimeoutError
         return proc.wait()
     except (KeyboardInterrupt, TimeoutError) as exc:
         _stop(proc)

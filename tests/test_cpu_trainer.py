@@ -242,3 +242,11 @@ def test_cpu_platform_answers_for_the_cpu():
     assert 0 <= free <= total
     with pytest.raises(AttributeError, match="CpuDeviceModule"):
         mod.some_new_cuda_api  # noqa: B018
+
+
+def test_a_run_past_its_timeout_is_stopped_with_one_message(tmp_path):
+    proc, out = smoke(tmp_path, "--timeout", "15")
+    assert proc.returncode == 2 and "error: the run took more than 15 s and was stopped" in proc.stderr
+    marker = re.search(r"_temp_dir: \S+ -> (\S+)", proc.stdout).group(1)
+    time.sleep(2)
+    assert _processes_with(marker) == []
