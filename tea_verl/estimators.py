@@ -562,8 +562,8 @@ def best_of_n_credit(
 def credit_stats(credit: torch.Tensor, padded: torch.Tensor, layout: GroupLayout) -> dict[str, float]:
     """Mean and std of the credit over samples of groups of >= 2, and, over non-constant groups,
     the share whose best sample gets credit <= 0 and the share whose best sample gets the group's
-    lowest credit (expected for some groups of the best-of-N objective with N >> m: a group whose
-    best is still far below the best of N draws is pushed away from all of its samples)."""
+    lowest credit. Both are expected for some groups when N >> m: the best-of-N credit is nearly
+    flat below the law's (1 - 1/N) quantile, which a group's best often does not reach."""
     multi = layout.mask & (layout.sizes > 1)[:, None]
     vals = credit[multi]
     if vals.numel() == 0:
@@ -595,7 +595,7 @@ def top_tie_groups(padded: torch.Tensor, layout: GroupLayout, n: int) -> tuple[t
     if not bool(eligible.any()):
         return tied, eligible
     x = torch.where(layout.mask, padded, torch.full_like(padded, -math.inf))
-    top2 = torch.topk(x, 2, dim=1).values if x.shape[1] >= 2 else torch.cat([x, x], 1)
+    top2 = torch.topk(x, 2, dim=1).values  # an eligible group exists, so groups hold >= 2 slots
     low = torch.where(layout.mask, padded, torch.full_like(padded, math.inf)).amin(1)
     varied = eligible & (top2[:, 0] > low)
     tied = varied & (top2[:, 0] == top2[:, 1])
