@@ -58,6 +58,7 @@ EXPECTED = {
     "tea-verl smoke algorithm.adv_estimator=grpo": ("ci", "tests/test_cpu_trainer.py runs it (test_smoke_grpo_runs_and_only_estimator_keys_differ)"),
     "tea-verl smoke --recipe recipes/config/prefix_tea.yaml --steps 2 --ranks 2": ("ci", "tests/test_cpu_trainer.py runs it (test_smoke_recipe_prefix_tea_on_two_ranks)"),
     "tea-verl diagnose $OUT/val --m 8 --N 64": ("run", 0, "recommendation: algorithm.adv_estimator="),
+    "tea-verl bon-report $OUT/val": ("run", 0, "wrote "),
     "python recipes/data/prepare_ultrafeedback.py --out ~/data/tea_verl/ultrafeedback --tokenizer Qwen/Qwen2.5-1.5B-Instruct":
         ("skip", "downloads from the model hub; tests/test_recipes.py runs it on fixtures in the real schema"),
     "DRY_RUN=1 METHOD=tea bash recipes/ultrafeedback/run_single_node.sh": ("run", 1, "preflight: FAILED, 2 problem(s)"),
