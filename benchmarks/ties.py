@@ -1,6 +1,6 @@
 """Ties and discrete rewards: when the tail estimators fall back to exact ``bon``, and what it costs.
 
-    python -m benchmarks.ties [--sections decision,cost,diagnose] [--m 8] [--N 64] [--batches 2000] [--samples 200000]
+    python -m benchmarks.ties [--sections decision,cost,jump,diagnose] [--m 8] [--N 64] [--batches 2000] [--samples 200000]
 
 1. **The discrete-batch decision.** For continuous laws, a continuous law with point masses
    (:class:`benchmarks.common.LexiconLike`), rounded scores and genuinely discrete rewards
@@ -15,7 +15,9 @@
    pathwise (sample 1 perturbed by +-h), which presumes a density; on a law with atoms it is not
    the spread valuation of the estimator (the zero-atom-only row shows it). rho is well defined
    on any law.
-3. **What ``tea-verl diagnose`` says in advance**: on 200 prompts x 64 lexicon-like samples and on
+3. **Why SVR moves**: the credit of a sample at the zero atom and its derivative in its own
+   reward, with and without point masses.
+4. **What ``tea-verl diagnose`` says in advance**: on 200 prompts x 64 lexicon-like samples and on
    pass/fail samples, the tie rate at the training group size, the fallback groups it predicts per
    batch of 16 prompts, the share of batches it predicts to be judged discrete, and its
    recommendation.
@@ -91,6 +93,31 @@ def cost_table(m: int, n: int, groups: int, samples: int, seed: int = 0):
         yield f"{'':24s} rho " + " ".join(f"{r['rho']:9.2f}+-{r['rho_se']:.2f}" for r in res)
 
 
+def jump_table(m: int, n: int, groups: int = 4096, seed: int = 0):
+    """Yields the credit of a sample at the zero atom and its derivative in its own reward (central
+    difference, +-1e-5), with and without point masses: where a tie at the top breaks, the per-group
+    fallback switches and the credit jumps."""
+    ids = torch.arange(groups).repeat_interleave(m)
+    yield (f"# sample 1 fixed at r = 0, the other {m - 1} drawn ({groups} groups): E[c_1] and E[dc_1/dr_1]; "
+           f"m = {m}, N = {n}, xi fixed at -0.3, raw credit")
+    yield f"{'law':26s} {'estimator':>10s} {'E[c_1]':>9s} {'E[dc_1/dr_1]':>13s} {'max |dc_1/dr_1|':>16s}"
+    for name, law in (("zero atom only", LexiconLike(repeat=0.0)), ("zero atom, jittered", LexiconLike(repeat=0.0, jitter=0.01))):
+        for est in ("tea", "prefix_tea"):
+            rng = np.random.default_rng(seed)
+            x = law.sample(rng, (groups, m))
+            x[:, 0] = 0.0
+
+            def credit(v):
+                c, _ = best_of_n_credit(torch.from_numpy(v.reshape(-1)), ids, n, est, shape=-0.3, norm_by_std=False)
+                return c.numpy().reshape(groups, m)[:, 0]
+
+            xp, xm = x.copy(), x.copy()
+            xp[:, 0] += 1e-5
+            xm[:, 0] -= 1e-5
+            d = (credit(xp) - credit(xm)) / 2e-5
+            yield f"{name:26s} {est:>10s} {credit(x).mean():9.4f} {d.mean():13.3f} {np.abs(d).max():16.1f}"
+
+
 def diagnose_table(m: int, n: int, seed: int = 0):
     """Yields what diagnose reports on lexicon-like and on pass/fail samples."""
     from tea_verl.diagnose import diagnose
@@ -111,7 +138,7 @@ def diagnose_table(m: int, n: int, seed: int = 0):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sections", default="decision,cost,diagnose", help="comma list of decision, cost, diagnose")
+    ap.add_argument("--sections", default="decision,cost,jump,diagnose", help="comma list of decision, cost, jump, diagnose")
     ap.add_argument("--m", type=int, default=8)
     ap.add_argument("--N", type=int, default=64)
     ap.add_argument("--batches", type=int, default=2000, help="batches of 16 prompts per law (scaled for other sizes)")
@@ -124,6 +151,7 @@ def main(argv=None) -> int:
         "decision": lambda: decision_table(args.m, args.N, args.batches, seed=args.seed),
         "cost": lambda: cost_table(args.m, args.N, args.groups, args.samples, seed=args.seed),
         "diagnose": lambda: diagnose_table(args.m, args.N, seed=args.seed),
+        "jump": lambda: jump_table(args.m, args.N, seed=args.seed),
     }
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in sections if s not in tables]
