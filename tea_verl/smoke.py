@@ -38,6 +38,7 @@ import math
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -400,7 +401,14 @@ def _summary(steps: list[dict], checks: list[dict]) -> str:
 
 
 def run(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    ray_tmp = tempfile.mkdtemp(prefix="tea-smoke-ray-")  # Ray's private temp dir, removed on the way out
+    try:
+        return _smoke(_parser().parse_args(argv), ray_tmp)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _smoke(args, ray_tmp: str) -> int:
     if args.steps < 1:
         raise SmokeError(f"--steps must be >= 1, got {args.steps}")
     if args.ranks < 1:
@@ -412,7 +420,6 @@ def run(argv: list[str] | None = None) -> int:
     config_dir, config_name = _config_location(args)
     user_cfg = _compose(config_dir, config_name, args.overrides)
     batch = TRAIN_PROMPTS
-    ray_tmp = tempfile.mkdtemp(prefix="tea-smoke-ray-")
     filled = fill_ins(user_cfg)
     m = int(filled.get("actor_rollout_ref.rollout.n", user_cfg.actor_rollout_ref.rollout.n))
     overrides = {**filled, **smoke_overrides(out, assets, reward, args.steps, args.ranks, ray_tmp, batch, m)}
@@ -464,10 +471,14 @@ def run(argv: list[str] | None = None) -> int:
 
     def progress(step, total, rest, elapsed):
         fields = dict((kv.split(":", 1)[0].strip(), _num(kv.split(":", 1)[1])) for kv in rest.split(" - ") if ":" in kv)
-        print(f"[smoke] step {step}/{total} done at {elapsed:5.1f} s: step {fields.get('timing_s/step') or float('nan'):.1f} s, "
-              f"reward mean {fields.get('critic/score/mean') or float('nan'):+.3f}, advantages "
-              f"[{fields.get('critic/advantages/min') or float('nan'):+.3f}, {fields.get('critic/advantages/max') or float('nan'):+.3f}]",
-              flush=True)
+
+        def val(key):
+            v = fields.get(key)
+            return float("nan") if v is None else v
+
+        print(f"[smoke] step {step}/{total} done at {elapsed:5.1f} s: step {val('timing_s/step'):.1f} s, "
+              f"reward mean {val('critic/score/mean'):+.3f}, advantages "
+              f"[{val('critic/advantages/min'):+.3f}, {val('critic/advantages/max'):+.3f}]", flush=True)
 
     rc = _run(cmd, env, log_path, args.steps, args.timeout, ray_tmp, progress)
     steps = _read_jsonl(metrics_path)
