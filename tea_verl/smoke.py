@@ -264,9 +264,10 @@ def _num(text: str):
         return None
 
 
-def _kill_leftovers(marker: str) -> int:
-    """Kill every process whose command line mentions ``marker`` (our private Ray temp dir)."""
-    killed = 0
+def processes_with(marker: str) -> list[int]:
+    """Ids of the processes (this one excepted) whose command line mentions ``marker``; empty
+    where there is no /proc."""
+    pids = []
     for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
@@ -276,12 +277,17 @@ def _kill_leftovers(marker: str) -> int:
         except OSError:
             continue
         if marker in cmd:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-                killed += 1
-            except OSError:
-                pass
-    return killed
+            pids.append(int(pid))
+    return pids
+
+
+def _kill_leftovers(marker: str) -> None:
+    """Kill every process whose command line mentions ``marker`` (our private Ray temp dir)."""
+    for pid in processes_with(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def _run(cmd: list[str], env: dict, log_path: str, steps: int, timeout: float, ray_tmp: str, progress) -> int:

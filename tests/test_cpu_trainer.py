@@ -20,6 +20,8 @@ import time
 
 import pytest
 
+from tea_verl.smoke import processes_with as _processes_with  # the processes naming a private Ray temp dir
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -195,20 +197,6 @@ def test_ctrl_c_stops_ray_and_the_workers(tmp_path):
     assert rc == 130, proc.stderr.read()[-2000:]
     time.sleep(2)
     assert _processes_with(marker) == [], "Ray processes outlived the interrupted smoke run"
-
-
-def _processes_with(marker: str) -> list[int]:
-    pids = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmd and "pytest" not in cmd:
-            pids.append(int(pid))
-    return pids
 
 
 def test_private_verl_names_are_where_the_cpu_backend_expects():

@@ -331,8 +331,10 @@ def test_discrete_rewards_fall_back_to_bon_with_one_warning_per_run(kind, caplog
 def test_step_metrics_are_named_under_tea_and_finite_on_a_continuous_batch():
     from verl.trainer.ppo.ray_trainer import compute_advantage
 
+    from verl import DataProto
+
     rewards, mask, uids, _ = batch(groups=16, m=8)
-    data = DataProto_from(rewards, mask, uids)
+    data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask}, non_tensors={"uid": uids})
     compute_advantage(data, adv_estimator="tea", config=algo(64))
     metrics = glue.step_metrics("tea")
     assert set(metrics) == {
@@ -341,9 +343,3 @@ def test_step_metrics_are_named_under_tea_and_finite_on_a_continuous_batch():
     }
     assert all(np.isfinite(v) for v in metrics.values()), metrics
     assert metrics["tea/fallback_batch"] == 0.0 and metrics["tea/top_tie_rate"] == 0.0
-
-
-def DataProto_from(rewards, mask, uids):
-    from verl import DataProto
-
-    return DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask}, non_tensors={"uid": uids})

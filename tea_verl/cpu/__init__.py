@@ -20,8 +20,8 @@ calls :func:`install`, which
 The launch must also say ``trainer.device=cpu``, ``actor_rollout_ref.rollout.name=hf_cpu``,
 ``strategy=fsdp2`` for actor and ref (FSDP1 refuses CPU parameters), an attention that is not
 flash-attention, and logical GPUs for Ray (``+ray_kwargs.ray_init.num_gpus``, one per rank, with
-enough ``num_cpus`` that the placement group schedules): :data:`CPU_OVERRIDES` and
-:func:`cpu_overrides` hold them.
+enough ``num_cpus`` that the placement group schedules): :func:`tea_verl.smoke.smoke_overrides`
+sets them.
 
 Every private verl name used is in :data:`PRIVATE_NAMES`; :func:`check_private_names` (run by
 :func:`install` and by the test suite) fails with one message naming what moved.
@@ -31,10 +31,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
-import logging
 import sys
-
-logger = logging.getLogger("tea_verl")
 
 PLATFORM_NAME = "cpu"
 ROLLOUT_NAME = "hf_cpu"
@@ -90,7 +87,7 @@ class _AfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Runs ``callback(module)`` right after ``fullname`` is first imported (a post-import hook)."""
 
     def __init__(self, fullname: str, callback):
-        self.fullname, self.callback, self._spec = fullname, callback, None
+        self.fullname, self.callback, self._loader = fullname, callback, None
 
     def find_spec(self, fullname, path, target=None):
         if fullname != self.fullname:
@@ -100,7 +97,6 @@ class _AfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
                 continue
             spec = finder.find_spec(fullname, path, target) if hasattr(finder, "find_spec") else None
             if spec is not None:
-                self._spec = spec
                 spec.loader, self._loader = self, spec.loader
                 return spec
         return None

@@ -25,7 +25,6 @@ Not for real training: no paged KV cache, no continuous batching, no tensor para
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import threading
 from typing import Any
@@ -36,8 +35,7 @@ import torch
 from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 
-logger = logging.getLogger("tea_verl")
-_MAX_BATCH = 256  # requests merged into one generate call
+_MAX_BATCH = 256  # requests merged into one batched decode
 
 
 def server_name(replica_rank: int, suffix: str = "") -> str:
@@ -69,10 +67,9 @@ class HFRolloutServer:
         self._weight_log = os.environ.get("TEA_CPU_WEIGHT_LOG")
         self._initial = None
         self._lock = threading.Lock()  # one forward at a time (generation and weight loading)
-        self._pending: list[tuple[tuple, list[int], dict, asyncio.Future]] = []
+        self._pending: list[tuple[tuple, list[int], asyncio.Future]] = []  # (sampling key, prompt ids, result)
         self._wakeup: asyncio.Event | None = None
         self._loop_task = None
-        self._generating = False  # mutated only on the event loop
 
     # ---------------------------------------------------------------- generation
     async def generate(self, prompt_ids, sampling_params: dict[str, Any], request_id: str = "", **kwargs) -> TokenOutput:
@@ -88,7 +85,7 @@ class HFRolloutServer:
         want_logprobs = bool(sp.get("logprobs", False))
         key = (temperature, top_p, top_k, max_tokens)
         fut = asyncio.get_running_loop().create_future()
-        self._pending.append((key, [int(t) for t in prompt_ids], {"logprobs": want_logprobs}, fut))
+        self._pending.append((key, [int(t) for t in prompt_ids], fut))
         self._ensure_loop()
         self._wakeup.set()
         token_ids, log_probs = await fut
@@ -118,12 +115,12 @@ class HFRolloutServer:
                     results = await asyncio.to_thread(self._generate_batch, key, [p[1] for p in batch])
                 except Exception as exc:  # noqa: BLE001 - handed to every waiting request
                     for p in batch:
-                        if not p[3].done():
-                            p[3].set_exception(exc)
+                        if not p[2].done():
+                            p[2].set_exception(exc)
                     continue
                 for p, res in zip(batch, results):
-                    if not p[3].done():
-                        p[3].set_result(res)
+                    if not p[2].done():
+                        p[2].set_result(res)
 
     @torch.no_grad()
     def _generate_batch(self, key, prompts: list[list[int]]):
@@ -177,10 +174,6 @@ class HFRolloutServer:
                "l2_from_previous": dist(before), "l2_from_initial": dist(self._initial)}
         with open(self._weight_log, "a") as f:
             f.write(json.dumps(row) + "\n")
-
-    def get_weights(self) -> dict[str, torch.Tensor]:
-        """The rollout model's current parameters (tests compare them with the actor's)."""
-        return {k: v.clone() for k, v in self.model.state_dict().items()}
 
     # ------------------------------------------------- verl's control surface (no-ops here)
     async def wake_up(self):
