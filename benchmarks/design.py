@@ -139,7 +139,7 @@ def _g_matrix(law, ks, nodes=200_000):
 
 def section_weights(smoothings=(1e-4, 1e-3, 1e-2)):
     print("## weights: SVR / rho / |w| at the xi fitted as the estimator does (k >= 2)")
-    labels = ["bon_m", "prefix_tea", "k>=2, |w|", "all k, |w|", "all k, |kw|"] + [f"tea s={s:g}" for s in smoothings]
+    labels = ["bon_m", "prefix_tea_gev", "k>=2, |w|", "all k, |w|", "all k, |kw|"] + [f"tea s={s:g}" for s in smoothings]
     print(f"{'law':8s} {'m':>3s} {'N':>4s} " + " ".join(f"{lab:>17s}" for lab in labels))
     for name, law in LAWS.items():
         for m, n in BUDGETS:
@@ -347,11 +347,11 @@ def section_prefix_variants(m: int = 8, n: int = 64):
                 print(f"{name:32s} {str(exc)}")
                 continue
             E.prefix_tea_weights = functools.lru_cache(maxsize=256)(fn)
-            r = measure(LAWS["normal"], m, n, "prefix_tea", groups=512, batches=40, seed=0)
+            r = measure(LAWS["normal"], m, n, "prefix_tea_gev", groups=512, batches=40, seed=0)
             scores = {}
             for task in ("random", "mismatch"):
-                res = run(task, m, n, ["prefix_tea"], 3, 96, [1000], 0.05, progress=False)
-                scores[task] = float(np.mean(res["prefix_tea"][0]))
+                res = run(task, m, n, ["prefix_tea_gev"], 3, 96, [1000], 0.05, progress=False)
+                scores[task] = float(np.mean(res["prefix_tea_gev"][0]))
             print(f"{name:32s} {float(w.norm()):7.2f} {float(w[0]):7.2f} {r['svr']:6.2f} {r['rho']:6.2f} "
                   f"{scores['random']:10.3f} {scores['mismatch']:9.3f}", flush=True)
     finally:
@@ -392,8 +392,8 @@ def section_bulk(budgets=((8, 64), (4, 32), (16, 256))):
                 E.bulk_quantile = BULK_RULES[rule]
                 E.prefix_tea_weights.cache_clear()
                 w = E.prefix_tea_weights(m, n, xi, smoothing=s)
-                r = measure(LAWS["normal"], m, n, "prefix_tea", groups=512, batches=20, seed=0, tea_keys={"smoothing": s})
-                est = f"prefix_tea@{s}"
+                r = measure(LAWS["normal"], m, n, "prefix_tea_gev", groups=512, batches=20, seed=0, tea_keys={"smoothing": s})
+                est = f"prefix_tea_gev@{s}"
                 gain = np.asarray(run("random", m, n, [est], 3, 96, [1000], 0.05, progress=False)[est][0])[:, -1]
                 mis = float(np.mean(run("mismatch", m, n, [est], 3, 96, [1000], 0.05, progress=False)[est][0]))
                 ratio = gain / ref
@@ -462,8 +462,8 @@ def section_attractor(m: int = 8, n: int = 64, seed: int = 0, steps: int = 1000)
     weights = {
         "truth (N rollouts)": np.eye(n)[n - 1],
         "bon_m": np.eye(m)[m - 1],
-        "tea": E.tea_weights(m, n, xi).numpy(),
-        "prefix_tea": E.prefix_tea_weights(m, n, xi).numpy(),
+        "tea_gev": E.tea_weights(m, n, xi).numpy(),
+        "prefix_tea_gev": E.prefix_tea_weights(m, n, xi).numpy(),
         "least |w|^2, k >= 2": least_norm_k2(m, n, xi).numpy(),  # prefix_tea's earlier criterion
     }
     print(f"## attractor: random bandit (seed {seed}), m = {m}, N = {n}; xi = {xi:+.3f} fitted on the uniform mixtures' exact curves")
@@ -488,7 +488,7 @@ def section_attractor(m: int = 8, n: int = 64, seed: int = 0, steps: int = 1000)
         if name.startswith("least"):
             E.prefix_tea_weights = functools.lru_cache(maxsize=256)(least_norm_k2)
             try:
-                pi = train(task, "prefix_tea", m, n, steps, 0.05, seed)
+                pi = train(task, "prefix_tea_gev", m, n, steps, 0.05, seed)
             finally:
                 E.prefix_tea_weights = ORIGINAL_PREFIX_WEIGHTS
         else:

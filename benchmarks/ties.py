@@ -67,7 +67,7 @@ def decision_table(m: int, n: int, batches: int, sizes=(4, 16, 64, 256), seed: i
             hits = 0
             for _ in range(count):
                 x = torch.from_numpy(np.asarray(sample(rng, (g * m,)), dtype=np.float64))
-                _, info = best_of_n_credit(x, ids, n, "tea")
+                _, info = best_of_n_credit(x, ids, n, "tea_gev")
                 hits += info.discrete_batch
                 ties += info.tie_groups
                 eligible += info.eligible_groups
@@ -82,7 +82,7 @@ def cost_table(m: int, n: int, groups: int, samples: int, seed: int = 0):
 
     laws = {"lexicon-like": LexiconLike(), "zero atom only": LexiconLike(repeat=0.0),
             "recurring values only": LexiconLike(zero=0.0), "lexicon-like, jittered": LexiconLike(jitter=0.01)}
-    ests = ("bon_m", "tea", "prefix_tea")
+    ests = ("bon_m", "tea_gev", "prefix_tea_gev")
     yield from [f"# SVR and rho with point masses and without; m = {m}, N = {n}, batches of {groups} prompts, "
              f"{samples} rewards each; +- 1 s.e.",
              f"{'law':24s}     " + " ".join(f"{e:>16s}" for e in ests)]
@@ -102,7 +102,7 @@ def jump_table(m: int, n: int, groups: int = 4096, seed: int = 0):
            f"m = {m}, N = {n}, xi fixed at -0.3, raw credit")
     yield f"{'law':26s} {'estimator':>10s} {'E[c_1]':>9s} {'E[dc_1/dr_1]':>13s} {'max |dc_1/dr_1|':>16s}"
     for name, law in (("zero atom only", LexiconLike(repeat=0.0)), ("zero atom, jittered", LexiconLike(repeat=0.0, jitter=0.01))):
-        for est in ("tea", "prefix_tea"):
+        for est in ("tea_gev", "prefix_tea_gev"):
             rng = np.random.default_rng(seed)
             x = law.sample(rng, (groups, m))
             x[:, 0] = 0.0

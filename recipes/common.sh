@@ -30,8 +30,8 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 
 case "$METHOD" in
-  grpo | tea | prefix_tea) ;;
-  *) echo "METHOD must be grpo, tea or prefix_tea (got '$METHOD')" >&2; exit 2 ;;
+  grpo | tea | prefix_tea | tea_gev | prefix_tea_gev) ;;
+  *) echo "METHOD must be grpo, tea, prefix_tea, tea_gev or prefix_tea_gev (got '$METHOD')" >&2; exit 2 ;;
 esac
 
 # Hydra overrides from the environment: everything else comes from recipes/config/bon_recipe.yaml

@@ -1,4 +1,4 @@
-"""verl glue: the ``bon``, ``tea`` and ``prefix_tea`` advantage estimators.
+"""verl glue: the ``bon``, ``tea``, ``prefix_tea``, ``tea_gev`` and ``prefix_tea_gev`` advantage estimators.
 
 Each function has verl's outcome-estimator signature and is registered in
 ``verl.trainer.ppo.core_algos.ADV_ESTIMATOR_REGISTRY`` by :func:`register`, which the
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from tea_verl.config import TeaConfig
-from tea_verl.estimators import CreditInfo, best_of_n_credit
+from tea_verl.estimators import GEV, CreditInfo, best_of_n_credit
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,8 @@ __all__ = [
     "compute_bon_advantage",
     "compute_tea_advantage",
     "compute_prefix_tea_advantage",
+    "compute_tea_gev_advantage",
+    "compute_prefix_tea_gev_advantage",
     "ESTIMATOR_FUNCTIONS",
     "register",
     "last_info",
@@ -42,8 +44,8 @@ _warned_discrete: set[str] = set()  # estimators that already warned about discr
 def step_metrics(estimator: str) -> dict[str, float]:
     """The ``tea/*`` step metrics of the latest call of ``estimator`` (empty if it has not run).
 
-    ``tea/xi``, ``tea/shape_r2``: the tail shape used and the pooled fit's R^2 (nan when no group
-    needed extrapolation or the shape is fixed); ``tea/top_tie_rate``: share of the non-constant
+    ``tea/xi``, ``tea/shape_r2`` (GEV family only): the tail shape used and the pooled fit's R^2
+    (nan when no group needed extrapolation or the shape is fixed); ``tea/top_tie_rate``: share of the non-constant
     groups of m < N samples whose top two rewards tie; ``tea/fallback_groups``: groups that got the
     exact ``bon`` credit at N = m instead of the extrapolated one (tied tops, or every group of a
     discrete batch); ``tea/fallback_batch``: 1 when the batch was judged discrete and fell back as a
@@ -68,6 +70,8 @@ def step_metrics(estimator: str) -> dict[str, float]:
         "tea/best_nonpositive_share": info.best_nonpositive_share,
         "tea/best_lowest_share": info.best_lowest_share,
     }
+    if estimator not in GEV:  # no GEV shape is fitted: no metric rather than a nan every step
+        del out["tea/xi"], out["tea/shape_r2"]
     return {k: float(v) for k, v in out.items()}
 
 
@@ -130,6 +134,10 @@ def _advantage(
             std_scale=cfg.std_scale,
             epsilon=EPSILON,
             max_top_tie_rate=cfg.max_top_tie_rate,
+            alpha=cfg.alpha,
+            jackknife_order=cfg.jackknife_order,
+            jackknife_sizes=cfg.jackknife_sizes,
+            jackknife_orderings=cfg.jackknife_orderings,
         )
         last_info[estimator] = info
         if info.discrete_batch and estimator not in _warned_discrete:
@@ -159,24 +167,39 @@ def compute_bon_advantage(token_level_rewards, response_mask, index=None, config
 
 
 def compute_tea_advantage(token_level_rewards, response_mask, index=None, config=None, **kwargs):
-    """TEA: direct tail-extrapolated best-of-N advantage (any N; equals ``bon`` for N <= m)."""
+    """TEA (the paper's): Gaussian upper-tail credit plugged in from the top ``ceil(alpha m)``
+    rewards (any N; equals ``bon`` for N <= m)."""
     return _advantage("tea", token_level_rewards, response_mask, index, config)
 
 
 def compute_prefix_tea_advantage(token_level_rewards, response_mask, index=None, config=None, **kwargs):
-    """Prefix-TEA: moment-cancellation over the exact prefix estimators (equals ``bon`` for N <= m)."""
+    """Prefix-TEA (the paper's): TEA debiased by a jackknife over sub-samples (equals ``bon`` for N <= m)."""
     return _advantage("prefix_tea", token_level_rewards, response_mask, index, config)
+
+
+def compute_tea_gev_advantage(token_level_rewards, response_mask, index=None, config=None, **kwargs):
+    """TEA-GEV: the exact prefix estimators combined to approximate the best-of-N advantage of a
+    fitted GEV law (any N; equals ``bon`` for N <= m)."""
+    return _advantage("tea_gev", token_level_rewards, response_mask, index, config)
+
+
+def compute_prefix_tea_gev_advantage(token_level_rewards, response_mask, index=None, config=None, **kwargs):
+    """Prefix-TEA-GEV: moment cancellation over the exact prefix estimators on a GEV scaling law
+    (equals ``bon`` for N <= m)."""
+    return _advantage("prefix_tea_gev", token_level_rewards, response_mask, index, config)
 
 
 ESTIMATOR_FUNCTIONS = {
     "bon": compute_bon_advantage,
     "tea": compute_tea_advantage,
     "prefix_tea": compute_prefix_tea_advantage,
+    "tea_gev": compute_tea_gev_advantage,
+    "prefix_tea_gev": compute_prefix_tea_gev_advantage,
 }
 
 
 def register() -> None:
-    """Register the three estimators in verl's registry. Idempotent.
+    """Register the five estimators in verl's registry. Idempotent.
 
     A name already held by another function raises (as verl's own decorator does), unless that
     function is ours from an earlier import of this module (e.g. after ``importlib.reload``).

@@ -22,11 +22,29 @@ class ConfigError(ValueError):
 class TeaConfig:
     N: int
     """Deployment best-of-N budget: the number of samples drawn and ranked by the reward at test
-    time. Required. ``bon`` needs ``N <= rollout.n``; ``tea``/``prefix_tea`` extrapolate to
-    ``N > rollout.n`` and equal ``bon`` when ``N <= rollout.n``."""
+    time. Required. ``bon`` needs ``N <= rollout.n``; ``tea``/``prefix_tea`` (and the GEV
+    ``tea_gev``/``prefix_tea_gev``) extrapolate to ``N > rollout.n`` and equal ``bon`` when
+    ``N <= rollout.n``."""
+
+    alpha: float = 0.25
+    """``tea``/``prefix_tea`` (the paper's Gaussian family): the upper-tail fraction whose
+    statistics (threshold, mean, std of the top ``ceil(alpha m)`` rewards) define the credit.
+    In (0, 0.5); groups need ``ceil(alpha m) >= 2`` (m >= 5 at the default 0.25)."""
+
+    jackknife_order: int = 2
+    """``prefix_tea``: bias-cancellation order of the jackknife over sub-sample sizes (1: an average
+    of plug-ins, no cancellation; 2: cancels the 1/k bias term; 3: also 1/k^2, more variance)."""
+
+    jackknife_sizes: int = 4
+    """``prefix_tea``: number J of sub-sample (tail) sizes combined, spread between the group's
+    tail size k and k/2; fewer when the group's tail has fewer distinct sizes."""
+
+    jackknife_orderings: int = 2
+    """``prefix_tea``: fixed random orderings of each group whose cyclic windows form the
+    sub-samples (more: less Monte Carlo noise, more work)."""
 
     shape: float | str = "pooled"
-    """Tail shape xi of the GEV scaling law ``J_n = a + b (n^xi - 1)/xi``. ``"pooled"`` (default)
+    """``tea_gev``/``prefix_tea_gev``: tail shape xi of the GEV scaling law ``J_n = a + b (n^xi - 1)/xi``. ``"pooled"`` (default)
     fits one xi per batch on the sum of every group's exact best-of-k curve (tails share a shape
     across prompts up to location and scale); a number fixes it (0 = Gumbel/exponential-like
     tails, < 0 bounded rewards, > 0 heavy tails)."""
@@ -127,6 +145,15 @@ class TeaConfig:
             raise ConfigError(
                 f"algorithm.tea.max_top_tie_rate must lie in [0, 1], got {self.max_top_tie_rate}; default 0.1."
             )
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0.0 < self.alpha < 0.5:
+            raise ConfigError(
+                f"algorithm.tea.alpha must be a number in (0, 0.5) (the upper-tail fraction), got {self.alpha!r}; default 0.25."
+            )
+        object.__setattr__(self, "alpha", float(self.alpha))
+        for key, lo, hi in (("jackknife_order", 1, 3), ("jackknife_sizes", 1, 16), ("jackknife_orderings", 1, 64)):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ConfigError(f"algorithm.tea.{key} must be an integer in [{lo}, {hi}], got {v!r}.")
         if self.order not in (1, 2) or isinstance(self.order, bool):
             raise ConfigError(f"algorithm.tea.order must be 1 or 2, got {self.order!r}.")
         if self.rho >= 0:
@@ -136,6 +163,13 @@ class TeaConfig:
             raise ConfigError(
                 f"unknown key(s) under algorithm.tea: {sorted(self.extra)}; known keys: {known}."
             )
+
+    @classmethod
+    def min_group_size(self) -> int:
+        """The smallest rollout.n for which ``tea``/``prefix_tea`` have 2 tail samples per group."""
+        from tea_verl.estimators.gaussian import min_group_size
+
+        return min_group_size(self.alpha)
 
     @classmethod
     def from_algorithm(cls, algorithm: Any) -> "TeaConfig":

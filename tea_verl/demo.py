@@ -30,13 +30,15 @@ from tea_verl.quality import resolve
 
 __all__ = ["Task", "make_task", "best_of_mixture", "best_of_normal", "train", "score", "main", "DEFAULT_ESTIMATORS"]
 
-DEFAULT_ESTIMATORS = ("grpo", "grpo_passk", "bon_m", "tea", "prefix_tea", "oracle")
+DEFAULT_ESTIMATORS = ("grpo", "grpo_passk", "bon_m", "tea", "prefix_tea", "tea_gev", "prefix_tea_gev", "oracle")
 LABELS = {
     "grpo": "GRPO (mean reward)",
     "grpo_passk": "grpo_passk (verl)",
     "bon_m": "bon, N = m (best-of-m)",
-    "tea": "TEA",
-    "prefix_tea": "Prefix-TEA",
+    "tea": "TEA (paper, Gaussian)",
+    "prefix_tea": "Prefix-TEA (paper, Gaussian)",
+    "tea_gev": "TEA-GEV",
+    "prefix_tea_gev": "Prefix-TEA-GEV",
     "oracle": "oracle: bon with N rollouts",
 }
 
@@ -98,7 +100,7 @@ def _resolve(estimator: str, m: int, n: int) -> tuple[str, int, int, dict]:
     """Display name -> (verl estimator name, algorithm.tea.N, rollouts per prompt, extra tea keys)."""
     if estimator == "oracle":
         return "bon", n, n, {}
-    if estimator.startswith(("tea@", "prefix_tea@")):  # another smoothing, e.g. "tea@0.01"
+    if estimator.startswith(("tea_gev@", "prefix_tea_gev@")):  # another smoothing, e.g. "tea_gev@0.01"
         name, value = estimator.split("@", 1)
         return name, n, m, {"smoothing": float(value)}
     name, n_arg = resolve(estimator, m, n)
@@ -245,7 +247,7 @@ def plot(curves: dict, steps: list[int], m: int, n: int, path: str) -> None:
 
 def run_demo(m: int, n: int, steps: int, seed: int, estimators, prompts: int, lr: float, every: int, out: str | None,
              progress: bool = True) -> dict:
-    import verl  # noqa: F401  (the tea-verl plugin registers bon, tea and prefix_tea)
+    import verl  # noqa: F401  (the tea-verl plugin registers its estimators)
 
     task = make_task("mismatch", prompts, np.random.default_rng(1000 + seed), m, n)
     checkpoints = sorted({*range(every, steps + 1, every), steps})
@@ -326,7 +328,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.prompts, args.steps = 32, min(args.steps, 400)
     ests = [e.strip() for e in args.estimators.split(",") if e.strip()]
-    unknown = [e for e in ests if e not in DEFAULT_ESTIMATORS and not e.startswith(("tea@", "prefix_tea@"))]
+    unknown = [e for e in ests if e not in DEFAULT_ESTIMATORS and not e.startswith(("tea_gev@", "prefix_tea_gev@"))]
     if unknown:
         ap.error(f"unknown estimator(s) {unknown}; choose from {', '.join(DEFAULT_ESTIMATORS)}")
     if args.m < 2 or args.N < 2:

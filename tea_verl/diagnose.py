@@ -165,7 +165,7 @@ def group_size_ties(raw: list[np.ndarray], m: int, N: int, batch_prompts: int, b
     for _ in range(batches):
         pick = rng.integers(0, len(usable), batch_prompts)
         x = np.concatenate([rng.choice(usable[i], m, replace=False) for i in pick])
-        _, info = best_of_n_credit(torch.from_numpy(x.astype(np.float64)), ids, max(N, m + 1), "tea", shape=0.0)
+        _, info = best_of_n_credit(torch.from_numpy(x.astype(np.float64)), ids, max(N, m + 1), "tea_gev", shape=0.0)
         ties += info.tie_groups
         eligible += info.eligible_groups
         fallbacks += info.fallback_groups
@@ -259,7 +259,7 @@ def diagnose(
         d.reasons.append(
             f"the rewards look discrete: the top two of a group of {m} tie in {d.group_tie_rate:.0%} of groups, and "
             f"{d.discrete_batch_rate:.0%} of batches of {batch_prompts} prompts would be declared discrete, in which "
-            "tea/prefix_tea train with bon at N = m anyway; use it directly (N is then m, not the deployment N)"
+            "the tail estimators train with bon at N = m anyway; use it directly (N is then m, not the deployment N)"
         )
         return d
     if d.fallback_groups_per_batch > 0:
@@ -280,13 +280,19 @@ def diagnose(
     xi_fixed = round(d.xi, 3)
     base = [f"algorithm.tea.N={N}"]
     d.reference = Candidate(f"bon at N = m = {m}", "bon_m", {}, ["algorithm.adv_estimator=bon", f"algorithm.tea.N={m}"])
+    from tea_verl.estimators.gaussian import DEFAULT_ALPHA, tail_size
+
+    # the paper's Gaussian family first (when m holds a 2-sample tail at the default alpha), then the GEV family
     d.candidates = [
-        Candidate("tea (pooled shape)", "tea", {}, ["algorithm.adv_estimator=tea", *base]),
-        Candidate(f"tea (shape {xi_fixed:+.3f})", "tea", {"shape": xi_fixed},
-                  ["algorithm.adv_estimator=tea", *base, f"algorithm.tea.shape={xi_fixed}"]),
-        Candidate("prefix_tea (pooled shape)", "prefix_tea", {}, ["algorithm.adv_estimator=prefix_tea", *base]),
-        Candidate(f"prefix_tea (shape {xi_fixed:+.3f})", "prefix_tea", {"shape": xi_fixed},
-                  ["algorithm.adv_estimator=prefix_tea", *base, f"algorithm.tea.shape={xi_fixed}"]),
+        Candidate(f"{e} (Gaussian, alpha {DEFAULT_ALPHA})", e, {}, [f"algorithm.adv_estimator={e}", *base])
+        for e in ("tea", "prefix_tea") if tail_size(DEFAULT_ALPHA, m) >= 2
+    ] + [
+        Candidate("tea_gev (pooled shape)", "tea_gev", {}, ["algorithm.adv_estimator=tea_gev", *base]),
+        Candidate(f"tea_gev (shape {xi_fixed:+.3f})", "tea_gev", {"shape": xi_fixed},
+                  ["algorithm.adv_estimator=tea_gev", *base, f"algorithm.tea.shape={xi_fixed}"]),
+        Candidate("prefix_tea_gev (pooled shape)", "prefix_tea_gev", {}, ["algorithm.adv_estimator=prefix_tea_gev", *base]),
+        Candidate(f"prefix_tea_gev (shape {xi_fixed:+.3f})", "prefix_tea_gev", {"shape": xi_fixed},
+                  ["algorithm.adv_estimator=prefix_tea_gev", *base, f"algorithm.tea.shape={xi_fixed}"]),
     ]
     batches = max(2, draws // (groups * m))
     for i, c in enumerate([d.reference, *d.candidates]):

@@ -7,8 +7,10 @@ dry run) prints the composed config and the verdict without starting anything.
 Checks:
 
 * ``algorithm.adv_estimator`` is registered (verl validates it only at the first advantage).
-* tea / prefix_tea: ``algorithm.tea.N`` set and above ``rollout.n`` (at or below it they reduce to
-  ``bon``, which is then the estimator to name); bon: ``N <= rollout.n``.
+* tea / prefix_tea / tea_gev / prefix_tea_gev: ``algorithm.tea.N`` set and above ``rollout.n`` (at
+  or below it they reduce to ``bon``, which is then the estimator to name); bon: ``N <= rollout.n``.
+* tea / prefix_tea: ``ceil(alpha * rollout.n) >= 2`` (a tail std needs two rewards); the error
+  names the smallest rollout.n that works.
 * ``rollout.n >= 2`` (a group of one has no comparison).
 * validation: ``val_kwargs.n`` at least the reported N (``algorithm.tea.N``), and sampling, not
   greedy decoding (``do_sample`` with ``temperature > 0``): greedy samples are identical copies.
@@ -27,7 +29,8 @@ from dataclasses import dataclass
 
 __all__ = ["Problem", "check", "advice", "compose", "ComposeError", "PreflightError", "TAIL_ESTIMATORS"]
 
-TAIL_ESTIMATORS = ("tea", "prefix_tea")
+TAIL_ESTIMATORS = ("tea", "prefix_tea", "tea_gev", "prefix_tea_gev")
+GAUSSIAN_ESTIMATORS = ("tea", "prefix_tea")
 
 
 @dataclass
@@ -51,7 +54,19 @@ def advice(cfg) -> list[str]:
     if est not in TAIL_ESTIMATORS:
         return []
     m = _sel(cfg, "actor_rollout_ref.rollout.n", 1)
-    return [
+    notes = []
+    if est in GAUSSIAN_ESTIMATORS:
+        from tea_verl.estimators.gaussian import DEFAULT_ALPHA, tail_size
+
+        alpha = float(_sel(cfg, "algorithm.tea.alpha", DEFAULT_ALPHA))
+        if tail_size(alpha, int(m)) == 2:
+            notes.append(
+                f"{est} at rollout.n = {m} and alpha = {alpha} fits each prompt's tail on its top 2 rewards, where the "
+                "Gaussian credit reduces exactly to bon at N = m (the tail mean is the midpoint of the two, so the spread "
+                "term vanishes): it does not extrapolate. Use rollout.n with ceil(alpha m) >= 3 (m >= 12 at alpha = 0.25), "
+                "or tea_gev/prefix_tea_gev, which extrapolate at any m >= 3 (docs/estimators.md)."
+            )
+    return notes + [
         f"{est} extrapolates a continuous reward tail. Groups whose top two rewards tie get the exact bon credit "
         f"at N = m, and batches of pass/fail or few-level rewards fall back to bon at N = m as a whole (metrics "
         f"tea/fallback_groups, tea/fallback_batch). To see in advance how often that happens with your reward, run "
@@ -133,7 +148,7 @@ def check(cfg) -> list[Problem]:
             "algorithm.adv_estimator",
             f"{est!r} is not a registered advantage estimator (verl would fail only at the first advantage "
             f"computation, after the first rollout); registered: {', '.join(sorted(ADV_ESTIMATOR_REGISTRY))}. "
-            "If it is tea/prefix_tea/bon, check that tea-verl is installed where the trainer runs.",
+            "If it is one of tea-verl's (tea, prefix_tea, tea_gev, prefix_tea_gev, bon), check that tea-verl is installed where the trainer runs.",
         ))
     n_roll = _sel(cfg, "actor_rollout_ref.rollout.n", 1)
     if int(n_roll) < 2:
@@ -141,9 +156,20 @@ def check(cfg) -> list[Problem]:
     N = None
     if est in (*TAIL_ESTIMATORS, "bon"):
         try:
-            N = TeaConfig.from_algorithm(_sel(cfg, "algorithm")).N
+            tea = TeaConfig.from_algorithm(_sel(cfg, "algorithm"))
+            N = tea.N
         except ConfigError as exc:
             problems.append(Problem("algorithm.tea", str(exc)))
+        else:
+            from tea_verl.estimators.gaussian import tail_size
+
+            if est in GAUSSIAN_ESTIMATORS and int(n_roll) >= 2 and N > int(n_roll) and tail_size(tea.alpha, int(n_roll)) < 2:
+                problems.append(Problem(
+                    "actor_rollout_ref.rollout.n",
+                    f"is {n_roll}: {est} with algorithm.tea.alpha = {tea.alpha} takes the top ceil(alpha m) = "
+                    f"{tail_size(tea.alpha, int(n_roll))} reward(s) of each group, and a tail std needs 2; use "
+                    f"rollout.n >= {tea.min_group_size()}" + (f", or alpha >= {2.0 / int(n_roll):.3g}." if 2.0 / int(n_roll) < 0.5 else " (no alpha below 0.5 works at this rollout.n)."),
+                ))
         if N is not None and est in TAIL_ESTIMATORS and N <= int(n_roll):
             problems.append(Problem(
                 "algorithm.tea.N",

@@ -14,7 +14,7 @@ all samples on a grid uniform in the Gumbel coordinate of their PIT (resolves th
 and the binned Monte Carlo variance subtracted from Var(c_hat) ("noise removed").
 
 Every batch holds ``groups`` prompts (a realistic verl batch), so the pooled tail-shape fit of
-tea/prefix_tea sees what it would see in training. Advantages are not std-normalised here
+tea_gev/prefix_tea_gev sees what it would see in training. Advantages are not std-normalised here
 (``norm_adv_by_std_in_grpo=False``): SVR and rho are properties of the credit itself.
 Standard errors come from independent batches.
 
@@ -30,11 +30,11 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["ESTIMATOR_NAMES", "call_registered", "resolve", "measure", "EmpiricalLaw"]
+__all__ = ["ESTIMATOR_NAMES", "call_registered", "resolve", "measure", "EmpiricalLaw", "infeasible"]
 
 # Estimators compared: display name -> (verl registry name, N rule).
 # "bon_m" is the exact estimator at N = m ("optimise what you can measure").
-ESTIMATOR_NAMES = ("grpo", "grpo_passk", "bon_m", "tea", "prefix_tea")
+ESTIMATOR_NAMES = ("grpo", "grpo_passk", "bon_m", "tea", "prefix_tea", "tea_gev", "prefix_tea_gev")
 
 
 def call_registered(
@@ -58,6 +58,17 @@ def call_registered(
         kwargs["norm_adv_by_std_in_grpo"] = norm
     adv, _ = fn(**kwargs)
     return adv[:, 0]
+
+
+def infeasible(display: str, m: int, tea_keys=None) -> str | None:
+    """Why an estimator cannot run at group size m (None when it can): the Gaussian family needs
+    ``ceil(alpha m) >= 2``."""
+    from tea_verl.estimators.gaussian import DEFAULT_ALPHA, min_group_size, tail_size
+
+    alpha = float((tea_keys or {}).get("alpha", DEFAULT_ALPHA))
+    if display.split("@")[0] in ("tea", "prefix_tea") and tail_size(alpha, m) < 2:
+        return f"needs m >= {min_group_size(alpha)}"
+    return None
 
 
 def resolve(display: str, m: int, n: int) -> tuple[str, int]:

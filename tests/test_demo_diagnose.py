@@ -98,7 +98,7 @@ def test_diagnose_recovers_the_shape_sign_and_recommends_settings_in_the_svr_ran
     lo, hi = d.xi_ci
     assert lo - 0.01 <= xi_eff <= hi + 0.01
     rec = d.recommendation
-    assert rec.estimator in ("tea", "prefix_tea") and rec.eligible
+    assert rec.estimator in ("tea", "prefix_tea", "tea_gev", "prefix_tea_gev") and rec.eligible
     # the recommended settings, measured on the TRUE law (not the samples): SVR within [0.85, 1.2]
     r = measure(law, 8, 64, rec.estimator, groups=256, batches=80, seed=5, tea_keys=rec.keys)
     assert 0.85 <= r["svr"] <= 1.2, (rec.label, r)
@@ -139,7 +139,7 @@ def test_lexicon_like_rewards_report_ties_at_the_group_size_and_keep_the_tail_es
     # about 1 % of groups of 8 tie at the top: a per-group fallback, never a discrete batch
     assert 0.002 < d.group_tie_rate < 0.05
     assert 0 < d.fallback_groups_per_batch < 1 and d.discrete_batch_rate < 0.01
-    assert d.recommendation.estimator in ("tea", "prefix_tea")
+    assert d.recommendation.estimator in ("tea", "prefix_tea", "tea_gev", "prefix_tea_gev")
     text = format_diagnosis(d)
     assert "at the training group size m = 8: top two tie in" in text and "tea/fallback_groups" in text
 

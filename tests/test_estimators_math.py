@@ -14,7 +14,7 @@ import torch
 from tea_verl import estimators as E
 from tea_verl.estimators import best_of_n_credit
 
-ALL = ("bon", "tea", "prefix_tea")
+ALL = ("bon", "tea", "prefix_tea", "tea_gev", "prefix_tea_gev")
 
 
 def brute_bon(r: list[float], n: int) -> list[float]:
@@ -73,7 +73,7 @@ def test_bon_matches_brute_force_enumeration(seed):
         assert torch.allclose(got[idx], torch.tensor(want, dtype=torch.float64), atol=1e-10, rtol=0)
 
 
-@pytest.mark.parametrize("estimator", ["tea", "prefix_tea"])
+@pytest.mark.parametrize("estimator", ["tea_gev", "prefix_tea_gev"])
 @pytest.mark.parametrize("seed", range(10))
 def test_tail_estimators_equal_bon_when_n_le_m(estimator, seed):
     rng = random.Random(100 + seed)
@@ -98,7 +98,7 @@ def test_n_equals_m_is_max_gap_for_top_sample_only():
     x = torch.tensor([0.3, 2.0, 1.1, -4.0, 5.0, 5.0, 1.0], dtype=torch.float64)
     g = torch.tensor([0, 0, 0, 0, 1, 1, 1])
     # group 1 ties at its top (deliberately): opt out of the discrete-rewards check
-    got, _ = best_of_n_credit(x, g, 4, "tea", norm_by_std=False, max_top_tie_rate=1.0)
+    got, _ = best_of_n_credit(x, g, 4, "tea_gev", norm_by_std=False, max_top_tie_rate=1.0)
     # group 0: only the top (2.0) gets credit m * (2.0 - 1.1); group 1 is smaller than N=4 -> tail
     assert torch.allclose(got[:4], torch.tensor([0.0, 4 * 0.9, 0.0, 0.0], dtype=torch.float64))
 
@@ -124,8 +124,8 @@ def test_affine_equivariance(estimator, a, b):
     n = budget(estimator, 8, 64)
     raw, info = best_of_n_credit(x, g, n, estimator, norm_by_std=False)
     raw2, info2 = best_of_n_credit(a * x + b, g, n, estimator, norm_by_std=False)
-    # the pooled shape fit is affine invariant (bon never fits one: nan)
-    assert info.xi == info2.xi or (estimator == "bon" and math.isnan(info.xi) and math.isnan(info2.xi))
+    # the pooled shape fit is affine invariant (only the GEV family fits one; the others: nan)
+    assert info.xi == info2.xi or (estimator not in E.GEV and math.isnan(info.xi) and math.isnan(info2.xi))
     # a * x + b is itself rounded: each input is off by up to ulp(b) ~ 2.2e-16 |b|, and a credit
     # sums at most ~450 such terms with unit weights (sum |omega| < 450 here), so the absolute
     # error allowed is 1e-13 |b| on top of float64 arithmetic on the spread.
@@ -196,8 +196,8 @@ def test_finite_on_extreme_inputs(estimator, scale):
 
 def test_large_offset_does_not_cancel():
     x, g, _ = normal_groups(4, 32, 8)
-    a, _ = best_of_n_credit(x, g, 64, "tea", shape=-0.2)
-    b, _ = best_of_n_credit(x + 1e9, g, 64, "tea", shape=-0.2)
+    a, _ = best_of_n_credit(x, g, 64, "tea_gev", shape=-0.2)
+    b, _ = best_of_n_credit(x + 1e9, g, 64, "tea_gev", shape=-0.2)
     assert torch.allclose(a, b, atol=1e-6)
 
 
@@ -205,7 +205,7 @@ def test_nonfinite_rewards_are_reported_with_count_and_rows():
     x = torch.tensor([0.0, float("nan"), 1.0, float("inf"), 2.0, 3.0])
     g = torch.tensor([0, 0, 0, 1, 1, 1])
     with pytest.raises(ValueError, match=r"2 of 6 rewards are NaN or inf \(batch rows \[1, 3\]\)"):
-        best_of_n_credit(x, g, 2, "tea")
+        best_of_n_credit(x, g, 2, "tea_gev")
 
 
 def test_bon_refuses_n_above_group_size_and_points_to_tea():
@@ -218,7 +218,7 @@ def test_bon_refuses_n_above_group_size_and_points_to_tea():
 @pytest.mark.parametrize("n", [0, -3, 2.5, True])
 def test_invalid_n(n):
     with pytest.raises(ValueError, match="N must be an integer >= 1"):
-        best_of_n_credit(torch.zeros(4), torch.zeros(4, dtype=torch.long), n, "tea")
+        best_of_n_credit(torch.zeros(4), torch.zeros(4, dtype=torch.long), n, "tea_gev")
 
 
 # --- weights, basis and shape fit ---------------------------------------------------------------
@@ -271,7 +271,7 @@ def test_best_of_k_curves_match_subset_enumeration():
 def test_large_groups_are_stable():
     # binomial ratios in log space: m = 1024 must not overflow
     x, g, _ = normal_groups(6, 4, 1024)
-    for est, n in (("bon", 512), ("tea", 8192), ("prefix_tea", 8192)):
+    for est, n in (("bon", 512), ("tea_gev", 8192), ("prefix_tea_gev", 8192)):
         got, _ = best_of_n_credit(x, g, n, est)
         assert torch.isfinite(got).all()
     got, _ = best_of_n_credit(x, g, 1024, "bon", norm_by_std=False)
@@ -312,10 +312,10 @@ def test_shape_fit_from_k2_ignores_the_mean(xi):
 
 
 def test_empty_batch_and_shape_mismatch():
-    empty, info = best_of_n_credit(torch.zeros(0), torch.zeros(0, dtype=torch.long), 8, "tea")
+    empty, info = best_of_n_credit(torch.zeros(0), torch.zeros(0, dtype=torch.long), 8, "tea_gev")
     assert empty.numel() == 0 and info.num_singletons == 0
     with pytest.raises(ValueError, match="same length"):
-        best_of_n_credit(torch.zeros(4), torch.zeros(3, dtype=torch.long), 8, "tea")
+        best_of_n_credit(torch.zeros(4), torch.zeros(3, dtype=torch.long), 8, "tea_gev")
 
 
 # --- discrete rewards --------------------------------------------------------------------------
@@ -331,7 +331,7 @@ def levels_groups(levels: int, groups: int, m: int, seed: int = 0):
     return x, torch.arange(groups).repeat_interleave(m)
 
 
-@pytest.mark.parametrize("estimator", ["tea", "prefix_tea"])
+@pytest.mark.parametrize("estimator", ["tea_gev", "prefix_tea_gev"])
 @pytest.mark.parametrize("kind", ["pass/fail 0.2", "pass/fail 0.5", "pass/fail 0.8", "5 levels"])
 @pytest.mark.parametrize("groups", [16, 256])
 def test_discrete_rewards_fall_back_to_exact_bon_at_m(estimator, kind, groups):
@@ -350,7 +350,7 @@ def test_discrete_rewards_fall_back_to_exact_bon_at_m(estimator, kind, groups):
     assert torch.isfinite(got).all() and not info.discrete_batch and info.top_tie_rate > 0.1
 
 
-@pytest.mark.parametrize("estimator", ["tea", "prefix_tea"])
+@pytest.mark.parametrize("estimator", ["tea_gev", "prefix_tea_gev"])
 def test_lexicon_like_rewards_never_raise_and_tied_groups_get_exact_bon(estimator):
     from benchmarks.common import LexiconLike
 
@@ -386,7 +386,7 @@ def test_binomial_tail_matches_direct_sum():
 
 def test_credit_statistics_describe_the_credit():
     x, g, _ = normal_groups(5, 64, 8)
-    got, info = best_of_n_credit(x, g, 64, "tea")
+    got, info = best_of_n_credit(x, g, 64, "tea_gev")
     assert info.credit_mean == pytest.approx(float(got.mean()), abs=1e-9)
     assert info.credit_std == pytest.approx(float(got.std()), rel=1e-9)
     best = torch.stack([got[g == i][x[g == i].argmax()] for i in range(64)])
@@ -398,7 +398,7 @@ def test_continuous_rewards_pass_the_tie_check(decimals):
     x, g, _ = normal_groups(9, 512, 8)
     if decimals is not None:
         x = torch.round(x, decimals=decimals)  # an RM score printed with 2 decimals
-    _, info = best_of_n_credit(x, g, 64, "tea")
+    _, info = best_of_n_credit(x, g, 64, "tea_gev")
     assert info.top_tie_rate < 0.05
 
 

@@ -20,7 +20,7 @@ from tea_verl.preflight import check
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE_CONFIG = os.path.join(ROOT, "recipes", "config")
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
-METHODS = ("grpo", "tea", "prefix_tea")
+METHODS = ("grpo", "tea", "prefix_tea", "tea_gev", "prefix_tea_gev")
 SCRIPTS = [os.path.join(ROOT, "recipes", r, s) for r in ("ultrafeedback", "hh_rlhf") for s in ("run_single_node.sh", "run_multi_node.sh")]
 
 
@@ -75,7 +75,7 @@ def test_recipe_configs_compose_with_installed_verl_and_pass_its_validation(meth
 
 def test_grpo_tea_and_prefix_tea_differ_only_in_the_estimator():
     raw = {m: flat(OmegaConf.to_container(compose_recipe(m), resolve=False)) for m in METHODS}
-    for m in ("tea", "prefix_tea"):
+    for m in ("tea", "prefix_tea", "tea_gev", "prefix_tea_gev"):
         diff = {k for k in raw["grpo"].keys() | raw[m].keys() if raw["grpo"].get(k) != raw[m].get(k)}
         assert diff == {"algorithm.adv_estimator"}
     # resolved, only the run names and output directories that interpolate the estimator follow it
@@ -262,7 +262,7 @@ def test_dry_run_prints_the_composed_config_and_the_preflight_verdict(script, tm
     for name in ("train.parquet", "core250.parquet"):
         shutil.copy(os.path.join(FIXTURES, "ultrafeedback_binarized", "test_prefs.parquet"), tmp_path / name)
     method = random.Random(script).choice(METHODS)
-    env = {**os.environ, "DRY_RUN": "1", "METHOD": method, "DATA_DIR": str(tmp_path), "PYTHON": sys.executable, "M": "4", "N": "32",
+    env = {**os.environ, "DRY_RUN": "1", "METHOD": method, "DATA_DIR": str(tmp_path), "PYTHON": sys.executable, "M": "8", "N": "32",
            "OUT_DIR": str(tmp_path / "outputs")}
     out = subprocess.run(["bash", script], capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -278,4 +278,4 @@ def test_dry_run_prints_the_composed_config_and_the_preflight_verdict(script, tm
         assert bad.returncode == 1 and "preflight: FAILED" in bad.stdout and "does not exist" in bad.stdout
     env["METHOD"] = "ppo"
     wrong = subprocess.run(["bash", script], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
-    assert wrong.returncode == 2 and "METHOD must be grpo, tea or prefix_tea" in wrong.stderr
+    assert wrong.returncode == 2 and "METHOD must be grpo, tea, prefix_tea, tea_gev or prefix_tea_gev" in wrong.stderr

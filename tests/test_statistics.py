@@ -44,7 +44,7 @@ def implied_svr(law: str, w: torch.Tensor, n: int) -> float:
 
 
 def weights_for(estimator: str, m: int, n: int, xi: float) -> torch.Tensor:
-    return E.tea_weights(m, n, xi) if estimator == "tea" else E.prefix_tea_weights(m, n, xi)
+    return E.tea_weights(m, n, xi) if estimator == "tea_gev" else E.prefix_tea_weights(m, n, xi)
 
 
 @pytest.mark.parametrize("law", sorted(LAWS))
@@ -56,7 +56,7 @@ def test_measurement_is_calibrated_on_bon(law):
     assert abs(r["svr"] - exact) <= 4 * r["svr_se"] + 1e-3, (r, exact)
 
 
-@pytest.mark.parametrize("estimator", ["tea", "prefix_tea"])
+@pytest.mark.parametrize("estimator", ["tea_gev", "prefix_tea_gev"])
 @pytest.mark.parametrize("law,m,n", [("normal", 4, 32), ("gumbel", 4, 32), ("beta25", 8, 64)])
 def test_black_box_svr_matches_the_linear_identity(law, m, n, estimator):
     xi = -0.2  # fixed, so the identity is exact; the registered function is still a black box here
@@ -66,7 +66,7 @@ def test_black_box_svr_matches_the_linear_identity(law, m, n, estimator):
     assert abs(r["svr"] - exact) <= 4 * r["svr_se"], (r, exact)
 
 
-@pytest.mark.parametrize("estimator", ["tea", "prefix_tea"])
+@pytest.mark.parametrize("estimator", ["tea_gev", "prefix_tea_gev"])
 @pytest.mark.parametrize("m,n", BUDGETS)
 @pytest.mark.parametrize("law", sorted(LAWS))
 def test_svr_in_target_band_on_every_batch(law, m, n, estimator):
@@ -96,7 +96,7 @@ def test_grpo_does_not_value_spread(law):
     assert abs(r["svr"]) <= 3 * r["svr_se"] + 0.02
 
 
-@pytest.mark.parametrize("estimator", ["tea", "prefix_tea"])
+@pytest.mark.parametrize("estimator", ["tea_gev", "prefix_tea_gev"])
 @pytest.mark.parametrize("m,n", [(4, 32), (8, 64)])
 def test_default_normalisation_keeps_spread_valuation(estimator, m, n):
     # The training default divides by the batch mean of the group stds, a constant per batch, so

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import subprocess
 import sys
@@ -47,7 +48,7 @@ CHECK = (
     "import verl\n"
     "from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY as R\n"
     "from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER as M\n"
-    "print(','.join(sorted(k for k in ('bon','tea','prefix_tea') if k in R) + [k for k in ('best_of_n',) if k in M]))\n"
+    "print(','.join(sorted(k for k in ('bon','prefix_tea','prefix_tea_gev','tea','tea_gev') if k in R) + [k for k in ('best_of_n',) if k in M]))\n"
 )
 
 
@@ -60,7 +61,7 @@ def test_entry_point_is_declared():
 
 def test_plain_import_verl_registers_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-c", CHECK], env=_env(), capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "bon,prefix_tea,tea,best_of_n"
+    assert out.stdout.strip() == "bon,prefix_tea,prefix_tea_gev,tea,tea_gev,best_of_n"
 
 
 def test_external_modules_fallback_registers_without_entry_points():
@@ -77,7 +78,7 @@ def test_external_modules_fallback_registers_without_entry_points():
         text=True,
         check=True,
     )
-    assert on.stdout.strip() == "bon,prefix_tea,tea,best_of_n"
+    assert on.stdout.strip() == "bon,prefix_tea,prefix_tea_gev,tea,tea_gev,best_of_n"
 
 
 def test_plugin_failure_is_loud():
@@ -109,7 +110,7 @@ def test_foreign_function_under_our_name_is_refused():
         ADV_ESTIMATOR_REGISTRY["bon"] = saved
 
 
-@pytest.mark.parametrize("name", ["bon", "tea", "prefix_tea"])
+@pytest.mark.parametrize("name", ["bon", "tea", "prefix_tea", "tea_gev", "prefix_tea_gev"])
 def test_registered_function_broadcasts_credit_over_the_mask(name):
     rewards, mask, uids, scores = batch()
     n = 8 if name == "bon" else 64
@@ -154,7 +155,11 @@ def test_compute_advantage_dispatches_to_tea_on_a_dataproto():
     credit, _ = best_of_n_credit(scores, torch.as_tensor(inverse), 64, "tea")
     assert torch.allclose(out.batch["advantages"], credit[:, None] * mask, atol=1e-6)
     assert torch.equal(out.batch["returns"], out.batch["advantages"])
-    assert glue.last_info["tea"].xi == glue.last_info["tea"].xi  # a fitted shape, not nan
+    assert math.isnan(glue.last_info["tea"].xi)  # the Gaussian family fits no GEV shape
+    out = compute_advantage(data, adv_estimator="tea_gev", config=algo(64, norm=True))
+    credit, _ = best_of_n_credit(scores, torch.as_tensor(inverse), 64, "tea_gev")
+    assert torch.allclose(out.batch["advantages"], credit[:, None] * mask, atol=1e-6)
+    assert glue.last_info["tea_gev"].xi == glue.last_info["tea_gev"].xi  # a fitted shape, not nan
 
 
 def test_compute_advantage_with_the_composed_tea_trainer_config():
@@ -166,7 +171,7 @@ def test_compute_advantage_with_the_composed_tea_trainer_config():
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         cfg = compose("tea_trainer", overrides=["algorithm.tea.N=32", "algorithm.adv_estimator=prefix_tea"])
-    rewards, mask, uids, scores = batch(groups=8, m=4)
+    rewards, mask, uids, scores = batch(groups=8, m=16)
     data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask}, non_tensors={"uid": uids})
     out = compute_advantage(data, adv_estimator=cfg.algorithm.adv_estimator, config=cfg.algorithm)
     _, inverse = np.unique(uids, return_inverse=True)
@@ -217,7 +222,7 @@ def test_shape_mismatch_is_explained():
 
 
 def test_singleton_groups_are_logged_and_zero(caplog):
-    rewards, mask, uids, _ = batch(groups=4, m=4)
+    rewards, mask, uids, _ = batch(groups=4, m=8)
     uids = uids.copy()
     uids[0] = "lonely"
     with caplog.at_level("WARNING", logger="tea_verl.advantage"):
@@ -335,11 +340,15 @@ def test_step_metrics_are_named_under_tea_and_finite_on_a_continuous_batch():
 
     rewards, mask, uids, _ = batch(groups=16, m=8)
     data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask}, non_tensors={"uid": uids})
-    compute_advantage(data, adv_estimator="tea", config=algo(64))
-    metrics = glue.step_metrics("tea")
+    compute_advantage(data, adv_estimator="tea_gev", config=algo(64))
+    metrics = glue.step_metrics("tea_gev")
     assert set(metrics) == {
         "tea/xi", "tea/shape_r2", "tea/top_tie_rate", "tea/fallback_groups", "tea/fallback_batch", "tea/discrete_pvalue",
         "tea/singletons", "tea/credit_mean", "tea/credit_std", "tea/best_nonpositive_share", "tea/best_lowest_share",
     }
     assert all(np.isfinite(v) for v in metrics.values()), metrics
     assert metrics["tea/fallback_batch"] == 0.0 and metrics["tea/top_tie_rate"] == 0.0
+    compute_advantage(data, adv_estimator="tea", config=algo(64))  # the Gaussian family fits no shape
+    gaussian = glue.step_metrics("tea")
+    assert set(gaussian) == set(metrics) - {"tea/xi", "tea/shape_r2"}
+    assert all(np.isfinite(v) for v in gaussian.values()), gaussian

@@ -1,0 +1,329 @@
+"""Best-of-N advantage estimators: pure torch math (never imports verl).
+
+Symbols follow ``docs/estimators.md``. For one prompt, ``r_1..r_m`` are the outcome rewards of
+its ``m`` rollouts (a *group*); ``N`` is the deployment best-of-N budget. Every estimator returns
+one scalar credit per sample whose conditional mean, times ``grad log pi(y_i)``, estimates the
+gradient of best-of-N performance. Three families, one file each:
+
+* :mod:`.exact`: ``bon`` (N <= m), exact and unbiased for ``grad E[max of N rewards]``;
+* :mod:`.gaussian`: the paper's ``tea`` and ``prefix_tea`` (any N): a Gaussian model of each
+  prompt's upper alpha tail, the tail-shaped credit plugged in from the group's top rewards, and a
+  jackknife over sub-samples that debiases it;
+* :mod:`.gev`: this project's ``tea_gev`` and ``prefix_tea_gev`` (any N): linear combinations of
+  the exact prefix estimators under a GEV test-time scaling law with a pooled, fitted tail shape;
+
+with the shared group layout in :mod:`.layout`. This module is the front door,
+:func:`best_of_n_credit`: validation, tie and discreteness handling, dispatch, std scaling.
+
+For ``N <= m`` every estimator is ``bon`` exactly. A group whose top two rewards tie gets the
+exact ``bon`` credit at N = m, and so does a whole batch that a binomial test judges discrete
+(:func:`top_tie_groups`): neither a GEV law nor a Gaussian tail fits there.
+
+Optional normalisation divides by a reward std: the batch mean of the group stds (default) or
+each group's own std (GRPO's convention, which damps the spread-seeking credit).
+
+Degenerate cases: a singleton group has no "others", so its credit is 0 (documented; the verl
+glue logs how many). Constant or all-tied groups give exactly 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from tea_verl.estimators import gaussian
+from tea_verl.estimators.exact import (  # noqa: F401  (re-exported)
+    _best_of_k_table,
+    _prefix_rank_table,
+    best_of_k_curves,
+    bon_weights,
+    prefix_to_rank_weights,
+    rank_credit,
+)
+from tea_verl.estimators.gev import (  # noqa: F401  (re-exported)
+    SHAPE_GRID_STEP,
+    _constraints,
+    bulk_quantile,
+    fit_tail_shape,
+    phi,
+    pooled_shape,
+    prefix_tea_weights,
+    tea_weights,
+)
+from tea_verl.estimators.layout import F64 as _F64, GroupLayout, check_finite, group_layout, group_std
+
+__all__ = [
+    "ESTIMATORS",
+    "GAUSSIAN",
+    "GEV",
+    "GroupLayout",
+    "group_layout",
+    "best_of_k_curves",
+    "fit_tail_shape",
+    "phi",
+    "bon_weights",
+    "prefix_tea_weights",
+    "tea_weights",
+    "prefix_to_rank_weights",
+    "rank_credit",
+    "best_of_n_credit",
+    "check_finite",
+    "top_tie_rate",
+    "CreditInfo",
+]
+
+
+GAUSSIAN = ("tea", "prefix_tea")  # the paper's estimators (:mod:`.gaussian`)
+GEV = ("tea_gev", "prefix_tea_gev")  # this project's (:mod:`.gev`)
+ESTIMATORS = ("bon", *GAUSSIAN, *GEV)
+
+
+@dataclass(frozen=True)
+class CreditInfo:
+    """Diagnostics of one call (the verl glue logs them as ``tea/*`` step metrics)."""
+
+    xi: float  # tail shape used (nan when no group needed extrapolation)
+    shape_r2: float  # R^2 of the pooled scaling-law fit (nan when not fitted)
+    num_singletons: int
+    top_tie_rate: float = float("nan")  # share of extrapolated, non-constant groups whose top two tie
+    tie_groups: int = 0  # those groups (they get the exact bon credit at N = m)
+    eligible_groups: int = 0  # non-constant groups of 2 <= m < N samples (the tie rate's denominator)
+    discrete_pvalue: float = float("nan")  # one-sided binomial test of "tie probability <= max_top_tie_rate"
+    discrete_batch: bool = False  # the test rejected: the whole batch fell back to bon at N = m
+    credit_mean: float = float("nan")
+    credit_std: float = float("nan")
+    best_nonpositive_share: float = float("nan")  # non-constant groups whose best sample gets credit <= 0
+    best_lowest_share: float = float("nan")  # non-constant groups whose best sample gets the group's lowest credit
+
+    @property
+    def fallback_groups(self) -> int:
+        """Groups that got the exact bon credit at N = m instead of the extrapolated one."""
+        return self.eligible_groups if self.discrete_batch else self.tie_groups
+
+
+DISCRETE_TEST_LEVEL = 0.05  # level of the one-sided binomial test that declares a batch discrete (benchmarks/ties.py)
+
+
+def binomial_sf(k: int, n: int, p: float) -> float:
+    """``P(X >= k)`` for ``X ~ Binomial(n, p)``, summed in log space (n up to a few thousand)."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    lp, lq = math.log(p), math.log1p(-p)
+    terms = [math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * lp + (n - j) * lq for j in range(k, n + 1)]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+
+
+def best_of_n_credit(
+    scores: torch.Tensor,
+    group_ids: torch.Tensor,
+    n: int,
+    estimator: str = "tea",
+    *,
+    shape: float | str = "pooled",
+    shape_bounds: tuple[float, float] = (-1.0, 0.5),
+    shape_fallback: float = 0.0,
+    smoothing: float = 1e-3,
+    order: int = 1,
+    rho: float = -1.0,
+    norm_by_std: bool = True,
+    std_scale: str = "batch",
+    epsilon: float = 1e-6,
+    max_top_tie_rate: float = 0.1,
+    alpha: float = gaussian.DEFAULT_ALPHA,
+    jackknife_order: int = 2,
+    jackknife_sizes: int = 4,
+    jackknife_orderings: int = 2,
+) -> tuple[torch.Tensor, CreditInfo]:
+    """Per-sample best-of-N credit for a flat batch.
+
+    Args:
+        scores: (B,) outcome rewards.
+        group_ids: (B,) contiguous prompt-group ids in 0..G-1.
+        n: deployment budget N >= 1.
+        estimator: "bon" (needs N <= every group size), "tea", "prefix_tea" (the paper's Gaussian
+            family), "tea_gev" or "prefix_tea_gev" (the GEV family).
+        shape, shape_bounds, shape_fallback, smoothing, order, rho: the GEV family's settings
+            (``shape``: tail shape xi, or "pooled" to fit it on this batch's exact best-of-k curves).
+        alpha: the Gaussian family's tail fraction; groups with m < N need ``ceil(alpha m) >= 2``.
+        jackknife_order, jackknife_sizes, jackknife_orderings: ``prefix_tea``'s bias-cancellation
+            order, number of sub-sample sizes J, and fixed random orderings whose cyclic windows
+            form the sub-samples (:func:`gaussian.jackknife_plan`).
+        norm_by_std: divide the credit by a reward std (+ epsilon), so that it is invariant to the
+            reward's units. ``std_scale="batch"`` (default) divides every group by the batch mean of
+            the group stds; ``"group"`` divides each group by its own std, as GRPO does, which
+            lowers the spread valuation (the std grows with the sample's own reward; see
+            docs/estimators.md, "Output scale").
+        max_top_tie_rate: the largest top-tie probability of a continuous law with point masses.
+            Groups whose top two rewards tie get the exact ``bon`` credit at N = m; when a
+            one-sided binomial test rejects "tie probability <= max_top_tie_rate" at level
+            :data:`DISCRETE_TEST_LEVEL`, the rewards are discrete and the whole batch gets ``bon``
+            at N = m (``info.discrete_batch``). Never raises on data; 1.0 turns the batch test off.
+    Returns:
+        credit (B,) in the dtype of ``scores``, and diagnostics.
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; choose one of {ESTIMATORS}")
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"N must be an integer >= 1, got {n!r}")
+    n = int(n)
+    if std_scale not in ("batch", "group"):
+        raise ValueError(f"std_scale must be 'batch' or 'group', got {std_scale!r}")
+    if scores.dim() != 1 or group_ids.shape != scores.shape:
+        raise ValueError(
+            f"scores and group_ids must be 1-D of the same length, got {tuple(scores.shape)} and "
+            f"{tuple(group_ids.shape)}"
+        )
+    if scores.numel() == 0:
+        return scores.clone(), CreditInfo(float("nan"), float("nan"), 0)
+    check_finite(scores)
+    layout = group_layout(group_ids.to(scores.device))
+    padded = layout.pad(scores.to(_F64))
+    sizes = layout.sizes
+    singletons = int((sizes == 1).sum())
+    distinct = sorted(set(sizes.tolist()) - {0})
+    multi = [m for m in distinct if m > 1]
+    if estimator == "bon" and multi and n > min(multi):
+        small = int(((sizes < n) & (sizes > 1)).sum())
+        raise ValueError(
+            f"bon is exact only for N <= group size, but N={n} and {small} group(s) have fewer samples "
+            f"(smallest m={min(multi)}). Use adv_estimator=tea or prefix_tea to extrapolate to N > m, "
+            f"or raise rollout.n to at least {n}."
+        )
+    family_gaussian = estimator in GAUSSIAN
+    if family_gaussian:
+        if not 0.0 < alpha < 0.5:
+            raise ValueError(f"alpha must lie in (0, 0.5) (the upper tail fraction), got {alpha}")
+        too_small = [m for m in multi if m < n and gaussian.tail_size(alpha, m) < 2]
+        if too_small:
+            raise ValueError(
+                f"{estimator} with alpha={alpha} needs at least 2 rewards in each group's upper tail "
+                f"(ceil(alpha m) >= 2), but groups of m={min(too_small)} have "
+                f"{gaussian.tail_size(alpha, min(too_small))}: use rollout.n >= {gaussian.min_group_size(alpha)}"
+                + (f", or alpha >= {2.0 / min(too_small):.3g}." if 2.0 / min(too_small) < 0.5 else ".")
+            )
+    xi, r2, tie_rate, pvalue = float("nan"), float("nan"), float("nan"), float("nan")
+    tied = torch.zeros(layout.num_groups, dtype=torch.bool, device=scores.device)
+    eligible = 0
+    discrete = False
+    needs_tail = estimator != "bon" and any(m < n for m in multi)
+    if needs_tail:
+        tied, varied = top_tie_groups(padded, layout, n)
+        eligible = int(varied.sum())
+        ties = int(tied.sum())
+        tie_rate = ties / eligible if eligible else 0.0
+        # Discrete rewards (pass/fail, a few levels) tie at the top in most groups; a continuous law
+        # with a few point masses ties rarely. Declare the batch discrete when a one-sided binomial
+        # test rejects "tie probability <= max_top_tie_rate" at level 5 %: a decision whose error
+        # rate does not depend on the batch size, where a fixed cliff on the observed rate fires on
+        # 2 ties in 16 groups. max_top_tie_rate = 1 never rejects.
+        pvalue = binomial_sf(ties, eligible, max_top_tie_rate) if eligible and max_top_tie_rate < 1.0 else 1.0
+        discrete = pvalue < DISCRETE_TEST_LEVEL
+        if family_gaussian or discrete:
+            pass
+        elif shape == "pooled":
+            xi, r2 = pooled_shape(padded, layout, multi, shape_bounds, shape_fallback)
+        else:
+            xi = float(shape)
+    M = layout.max_size
+    omega = torch.zeros(layout.num_groups, max(M - 1, 0), dtype=_F64, device=scores.device)
+    gamma = torch.zeros(layout.num_groups, dtype=_F64, device=scores.device)
+    direct = torch.zeros_like(padded)  # the Gaussian family's credit, for the groups it handles
+    for m in multi:
+        sel = sizes == m
+        if estimator == "bon" or m >= n or discrete:
+            om, ga = bon_weights(m, min(n, m))
+        elif family_gaussian:
+            om, ga = torch.zeros(m - 1, dtype=_F64), 0.0
+            rows = padded[sel, :m]
+            if estimator == "tea":
+                c = gaussian.tea_credit(rows, n, alpha)
+            else:
+                c = gaussian.prefix_tea_credit(rows, n, alpha, jackknife_order, jackknife_sizes, jackknife_orderings)
+            block = torch.zeros(int(sel.sum()), layout.max_size, dtype=_F64, device=scores.device)
+            block[:, :m] = c
+            direct[sel] = block
+        elif estimator == "prefix_tea_gev":
+            om, ga = prefix_to_rank_weights(prefix_tea_weights(m, n, xi, order, rho, smoothing))
+        else:
+            om, ga = prefix_to_rank_weights(tea_weights(m, n, xi, smoothing, order, rho))
+        omega[sel, : m - 1] = om.to(scores.device)
+        gamma[sel] = ga
+        fallback = sel & tied
+        if m < n and not discrete and bool(fallback.any()):
+            # a tied top: the tail model has no continuous tail to extrapolate; exact bon at N = m
+            om, ga = bon_weights(m, m)
+            omega[fallback] = 0.0
+            omega[fallback, : m - 1] = om.to(scores.device)
+            gamma[fallback] = ga
+            direct[fallback] = 0.0
+    credit = rank_credit(padded, layout, omega, gamma) + direct
+    if norm_by_std:
+        std = group_std(padded, layout)
+        if std_scale == "batch":
+            multi_groups = layout.sizes > 1
+            scale = std[multi_groups].mean() if bool(multi_groups.any()) else std.new_zeros(())
+            credit = credit / (scale + epsilon)
+        else:
+            credit = credit / (std + epsilon)[:, None]
+    info = CreditInfo(xi, r2, singletons, tie_rate, int(tied.sum()), eligible, pvalue, discrete, **credit_stats(credit, padded, layout))
+    return layout.unpad(credit).to(scores.dtype), info
+
+
+def credit_stats(credit: torch.Tensor, padded: torch.Tensor, layout: GroupLayout) -> dict[str, float]:
+    """Mean and std of the credit over samples of groups of >= 2, and, over non-constant groups,
+    the share whose best sample gets credit <= 0 and the share whose best sample gets the group's
+    lowest credit. Both are expected for some groups when N >> m: the best-of-N credit is nearly
+    flat below the law's (1 - 1/N) quantile, which a group's best often does not reach."""
+    multi = layout.mask & (layout.sizes > 1)[:, None]
+    vals = credit[multi]
+    if vals.numel() == 0:
+        return {}
+    out = {"credit_mean": float(vals.mean()), "credit_std": float(vals.std()) if vals.numel() > 1 else 0.0}
+    hi = torch.where(layout.mask, padded, torch.full_like(padded, -math.inf))
+    lo = torch.where(layout.mask, padded, torch.full_like(padded, math.inf))
+    varied = (layout.sizes > 1) & (hi.amax(1) > lo.amin(1))
+    if bool(varied.any()):
+        best = hi.argmax(1, keepdim=True)
+        best_credit = credit.gather(1, best).squeeze(1)[varied]
+        min_credit = torch.where(layout.mask, credit, torch.full_like(credit, math.inf)).amin(1)[varied]
+        out["best_nonpositive_share"] = float((best_credit <= 0).double().mean())
+        out["best_lowest_share"] = float((best_credit <= min_credit).double().mean())
+    return out
+
+
+def top_tie_groups(padded: torch.Tensor, layout: GroupLayout, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per group: (its two largest rewards are equal, it is eligible), eligible meaning non-constant
+    with 2 <= m < n samples (the groups that need extrapolation).
+
+    Under a continuous reward law ties have probability 0. A law with an atom at its top (a
+    pass/fail verifier, integer scores) ties often, and its best-of-n curve saturates
+    geometrically, outside every GEV scaling law: extrapolating it can flip the sign of the credit
+    of the best responses (docs/estimators.md, "Discrete rewards").
+    """
+    eligible = (layout.sizes >= 2) & (layout.sizes < n)
+    tied = torch.zeros_like(eligible)
+    if not bool(eligible.any()):
+        return tied, eligible
+    x = torch.where(layout.mask, padded, torch.full_like(padded, -math.inf))
+    top2 = torch.topk(x, 2, dim=1).values  # an eligible group exists, so groups hold >= 2 slots
+    low = torch.where(layout.mask, padded, torch.full_like(padded, math.inf)).amin(1)
+    varied = eligible & (top2[:, 0] > low)
+    tied = varied & (top2[:, 0] == top2[:, 1])
+    return tied, varied
+
+
+def top_tie_rate(padded: torch.Tensor, layout: GroupLayout, n: int) -> tuple[float, int]:
+    """Share of eligible groups (see :func:`top_tie_groups`) whose two largest rewards tie, and
+    how many groups are eligible."""
+    tied, varied = top_tie_groups(padded, layout, n)
+    count = int(varied.sum())
+    return (float(tied.sum()) / count if count else 0.0), count

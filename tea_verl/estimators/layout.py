@@ -1,0 +1,78 @@
+"""The group layout every estimator shares: a flat batch as padded ``(G, M)`` groups with a mask.
+
+Groups may have different sizes. Work is float64 on the group tensors (tiny next to the token
+tensors), on whatever device the input lives on. Never imports verl.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["GroupLayout", "group_layout", "check_finite", "group_std", "F64"]
+
+F64 = torch.float64
+
+
+@dataclass(frozen=True)
+class GroupLayout:
+    """Where each sample of a flat batch sits in the padded ``(G, M)`` group matrix.
+
+    ``flat_pos[b] = g * M + position of b inside its group``; ``sizes[g]`` = group size ``m_g``;
+    ``mask[g, j] = j < m_g``.
+    """
+
+    num_groups: int
+    max_size: int
+    sizes: torch.Tensor  # (G,) long
+    mask: torch.Tensor  # (G, M) bool
+    flat_pos: torch.Tensor  # (B,) long
+
+    def pad(self, values: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
+        """(B,) -> (G, M), padding with ``fill``."""
+        out = torch.full((self.num_groups * self.max_size,), fill, dtype=values.dtype, device=values.device)
+        out[self.flat_pos] = values
+        return out.view(self.num_groups, self.max_size)
+
+    def unpad(self, padded: torch.Tensor) -> torch.Tensor:
+        """(G, M) -> (B,) in the original batch order."""
+        return padded.reshape(-1)[self.flat_pos]
+
+
+def group_layout(group_ids: torch.Tensor) -> GroupLayout:
+    """Build the padded layout for contiguous integer group ids in ``0..G-1`` (shape (B,))."""
+    if group_ids.dim() != 1:
+        raise ValueError(f"group ids must be 1-D (one per sample), got shape {tuple(group_ids.shape)}")
+    group_ids = group_ids.long()
+    num = int(group_ids.max().item()) + 1 if group_ids.numel() else 0
+    sizes = torch.bincount(group_ids, minlength=num)
+    order = torch.argsort(group_ids, stable=True)
+    starts = torch.cumsum(sizes, 0) - sizes
+    pos_sorted = torch.arange(group_ids.numel(), device=group_ids.device) - starts[group_ids[order]]
+    pos = torch.empty_like(pos_sorted)
+    pos[order] = pos_sorted
+    max_size = int(sizes.max().item()) if num else 0
+    mask = torch.arange(max_size, device=group_ids.device)[None, :] < sizes[:, None]
+    return GroupLayout(num, max_size, sizes, mask, group_ids * max_size + pos)
+
+
+def check_finite(scores: torch.Tensor, what: str = "reward") -> None:
+    """Raise a ValueError naming how many scores are NaN/inf and where (first 10 batch rows)."""
+    bad = ~torch.isfinite(scores)
+    if bool(bad.any()):
+        rows = torch.nonzero(bad).flatten().tolist()
+        raise ValueError(
+            f"{len(rows)} of {scores.numel()} {what}s are NaN or inf (batch rows {rows[:10]}"
+            f"{' ...' if len(rows) > 10 else ''}). Fix the reward function or reward model output for "
+            "those samples; best-of-N credit cannot be computed from non-finite rewards."
+        )
+
+
+def group_std(padded: torch.Tensor, layout: GroupLayout) -> torch.Tensor:
+    """Unbiased per-group std (torch.std convention, as verl's GRPO); 0 for singletons."""
+    m = layout.sizes.to(F64)
+    x = torch.where(layout.mask, padded, torch.zeros_like(padded))
+    mean = x.sum(1) / m.clamp_min(1.0)
+    dev = torch.where(layout.mask, padded - mean[:, None], torch.zeros_like(padded))
+    return torch.sqrt((dev * dev).sum(1) / (m - 1).clamp_min(1.0))
