@@ -165,12 +165,6 @@ class TeaConfig:
             )
 
     @classmethod
-    def min_group_size(self) -> int:
-        """The smallest rollout.n for which ``tea``/``prefix_tea`` have 2 tail samples per group."""
-        from tea_verl.estimators.gaussian import min_group_size
-
-        return min_group_size(self.alpha)
-
     @classmethod
     def from_algorithm(cls, algorithm: Any) -> "TeaConfig":
         """Read ``tea`` from verl's ``algorithm`` node (OmegaConf DictConfig, dict or None)."""

@@ -280,12 +280,13 @@ def diagnose(
     xi_fixed = round(d.xi, 3)
     base = [f"algorithm.tea.N={N}"]
     d.reference = Candidate(f"bon at N = m = {m}", "bon_m", {}, ["algorithm.adv_estimator=bon", f"algorithm.tea.N={m}"])
+    from tea_verl.estimators import GAUSSIAN
     from tea_verl.estimators.gaussian import DEFAULT_ALPHA, tail_size
 
     # the paper's Gaussian family first (when m holds a 2-sample tail at the default alpha), then the GEV family
     d.candidates = [
         Candidate(f"{e} (Gaussian, alpha {DEFAULT_ALPHA})", e, {}, [f"algorithm.adv_estimator={e}", *base])
-        for e in ("tea", "prefix_tea") if tail_size(DEFAULT_ALPHA, m) >= 2
+        for e in GAUSSIAN if tail_size(DEFAULT_ALPHA, m) >= 2
     ] + [
         Candidate("tea_gev (pooled shape)", "tea_gev", {}, ["algorithm.adv_estimator=tea_gev", *base]),
         Candidate(f"tea_gev (shape {xi_fixed:+.3f})", "tea_gev", {"shape": xi_fixed},

@@ -27,10 +27,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from tea_verl.estimators import GAUSSIAN as GAUSSIAN_ESTIMATORS, GEV
+
 __all__ = ["Problem", "check", "advice", "compose", "ComposeError", "PreflightError", "TAIL_ESTIMATORS"]
 
-TAIL_ESTIMATORS = ("tea", "prefix_tea", "tea_gev", "prefix_tea_gev")
-GAUSSIAN_ESTIMATORS = ("tea", "prefix_tea")
+TAIL_ESTIMATORS = (*GAUSSIAN_ESTIMATORS, *GEV)
 
 
 @dataclass
@@ -161,15 +162,11 @@ def check(cfg) -> list[Problem]:
         except ConfigError as exc:
             problems.append(Problem("algorithm.tea", str(exc)))
         else:
-            from tea_verl.estimators.gaussian import tail_size
+            from tea_verl.estimators.gaussian import tail_error
 
-            if est in GAUSSIAN_ESTIMATORS and int(n_roll) >= 2 and N > int(n_roll) and tail_size(tea.alpha, int(n_roll)) < 2:
-                problems.append(Problem(
-                    "actor_rollout_ref.rollout.n",
-                    f"is {n_roll}: {est} with algorithm.tea.alpha = {tea.alpha} takes the top ceil(alpha m) = "
-                    f"{tail_size(tea.alpha, int(n_roll))} reward(s) of each group, and a tail std needs 2; use "
-                    f"rollout.n >= {tea.min_group_size()}" + (f", or alpha >= {2.0 / int(n_roll):.3g}." if 2.0 / int(n_roll) < 0.5 else " (no alpha below 0.5 works at this rollout.n)."),
-                ))
+            error = tail_error(est, tea.alpha, int(n_roll)) if est in GAUSSIAN_ESTIMATORS and int(n_roll) >= 2 and N > int(n_roll) else None
+            if error:
+                problems.append(Problem("actor_rollout_ref.rollout.n", f"is {n_roll}: {error}"))
         if N is not None and est in TAIL_ESTIMATORS and N <= int(n_roll):
             problems.append(Problem(
                 "algorithm.tea.N",

@@ -63,10 +63,11 @@ def call_registered(
 def infeasible(display: str, m: int, tea_keys=None) -> str | None:
     """Why an estimator cannot run at group size m (None when it can): the Gaussian family needs
     ``ceil(alpha m) >= 2``."""
+    from tea_verl.estimators import GAUSSIAN
     from tea_verl.estimators.gaussian import DEFAULT_ALPHA, min_group_size, tail_size
 
     alpha = float((tea_keys or {}).get("alpha", DEFAULT_ALPHA))
-    if display.split("@")[0] in ("tea", "prefix_tea") and tail_size(alpha, m) < 2:
+    if display.split("@")[0] in GAUSSIAN and tail_size(alpha, m) < 2:
         return f"needs m >= {min_group_size(alpha)}"
     return None
 

@@ -269,7 +269,7 @@ def test_dry_run_prints_the_composed_config_and_the_preflight_verdict(script, tm
     saved = re.search(r"composed config: (\S+) \(\d+ lines\)", out.stdout).group(1)
     text = open(saved).read()
     assert f"adv_estimator: {method}" in text and "strategy: fsdp2" in text
-    assert "preflight: OK" in out.stdout and "rollout.n = 4, N = 32" in out.stdout
+    assert "preflight: OK" in out.stdout and "rollout.n = 8, N = 32" in out.stdout
     if "multi_node" in script:
         assert "ray job submit" in out.stdout and "VERL_USE_EXTERNAL_MODULES" in out.stdout
     if script == SCRIPTS[0]:  # the same dry run without the data says what is missing

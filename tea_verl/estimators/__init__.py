@@ -202,14 +202,9 @@ def best_of_n_credit(
     if family_gaussian:
         if not 0.0 < alpha < 0.5:
             raise ValueError(f"alpha must lie in (0, 0.5) (the upper tail fraction), got {alpha}")
-        too_small = [m for m in multi if m < n and gaussian.tail_size(alpha, m) < 2]
-        if too_small:
-            raise ValueError(
-                f"{estimator} with alpha={alpha} needs at least 2 rewards in each group's upper tail "
-                f"(ceil(alpha m) >= 2), but groups of m={min(too_small)} have "
-                f"{gaussian.tail_size(alpha, min(too_small))}: use rollout.n >= {gaussian.min_group_size(alpha)}"
-                + (f", or alpha >= {2.0 / min(too_small):.3g}." if 2.0 / min(too_small) < 0.5 else ".")
-            )
+        errors = [gaussian.tail_error(estimator, alpha, m) for m in multi if m < n]
+        if any(errors):
+            raise ValueError(next(e for e in errors if e))
     xi, r2, tie_rate, pvalue = float("nan"), float("nan"), float("nan"), float("nan")
     tied = torch.zeros(layout.num_groups, dtype=torch.bool, device=scores.device)
     eligible = 0
@@ -227,12 +222,11 @@ def best_of_n_credit(
         # 2 ties in 16 groups. max_top_tie_rate = 1 never rejects.
         pvalue = binomial_sf(ties, eligible, max_top_tie_rate) if eligible and max_top_tie_rate < 1.0 else 1.0
         discrete = pvalue < DISCRETE_TEST_LEVEL
-        if family_gaussian or discrete:
-            pass
-        elif shape == "pooled":
-            xi, r2 = pooled_shape(padded, layout, multi, shape_bounds, shape_fallback)
-        else:
-            xi = float(shape)
+        if not (family_gaussian or discrete):  # the GEV family's tail shape
+            if shape == "pooled":
+                xi, r2 = pooled_shape(padded, layout, multi, shape_bounds, shape_fallback)
+            else:
+                xi = float(shape)
     M = layout.max_size
     omega = torch.zeros(layout.num_groups, max(M - 1, 0), dtype=_F64, device=scores.device)
     gamma = torch.zeros(layout.num_groups, dtype=_F64, device=scores.device)
@@ -245,12 +239,9 @@ def best_of_n_credit(
             om, ga = torch.zeros(m - 1, dtype=_F64), 0.0
             rows = padded[sel, :m]
             if estimator == "tea":
-                c = gaussian.tea_credit(rows, n, alpha)
+                direct[sel, :m] = gaussian.tea_credit(rows, n, alpha)
             else:
-                c = gaussian.prefix_tea_credit(rows, n, alpha, jackknife_order, jackknife_sizes, jackknife_orderings)
-            block = torch.zeros(int(sel.sum()), layout.max_size, dtype=_F64, device=scores.device)
-            block[:, :m] = c
-            direct[sel] = block
+                direct[sel, :m] = gaussian.prefix_tea_credit(rows, n, alpha, jackknife_order, jackknife_sizes, jackknife_orderings)
         elif estimator == "prefix_tea_gev":
             om, ga = prefix_to_rank_weights(prefix_tea_weights(m, n, xi, order, rho, smoothing))
         else:

@@ -44,6 +44,7 @@ __all__ = [
     "tail_constants",
     "tail_size",
     "min_group_size",
+    "tail_error",
     "plugin_credit",
     "population_credit",
     "tea_credit",
@@ -104,6 +105,19 @@ def min_group_size(alpha: float) -> int:
     return m
 
 
+def tail_error(estimator: str, alpha: float, m: int) -> str | None:
+    """Why ``estimator`` cannot credit groups of m at tail fraction alpha (None when it can): a tail
+    std needs ``ceil(alpha m) >= 2``. The message names the smallest group size that works."""
+    k = tail_size(alpha, m)
+    if k >= 2:
+        return None
+    fix = f"use rollout.n >= {min_group_size(alpha)}"
+    if 2.0 / m < 0.5:
+        fix += f", or alpha >= {2.0 / m:.3g}"
+    return (f"{estimator} with alpha = {alpha} takes the top ceil(alpha m) = {k} reward(s) of each group of m = {m}, "
+            f"and a tail std needs 2: {fix}.")
+
+
 def population_credit(r: torch.Tensor, r_alpha: float, mu_alpha: float, sigma_alpha: float, alpha: float, e_n: float) -> torch.Tensor:
     """``A_eta(r)`` with given tail statistics (Lemma 2's credit)."""
     a = (r - r_alpha) + e_n / (2.0 * sigma_alpha) * ((r - mu_alpha) ** 2 - (r_alpha - mu_alpha) ** 2)
@@ -135,20 +149,21 @@ def plugin_credit(x: torch.Tensor, k: int, alpha: float, e_n: float) -> torch.Te
 def tea_credit(rows: torch.Tensor, n: int, alpha: float = DEFAULT_ALPHA) -> torch.Tensor:
     """TEA (the paper's direct plug-in) for groups of equal size: (G, m) rewards -> (G, m) credit."""
     m = rows.shape[1]
-    k = tail_size(alpha, m)
-    if k < 2:
-        raise ValueError(
-            f"tea with alpha={alpha} needs at least 2 rewards in each group's tail (ceil(alpha m) >= 2), "
-            f"but groups of m={m} have {k}; use groups of m >= {min_group_size(alpha)} or a larger alpha."
-        )
-    return plugin_credit(rows.to(F64), k, alpha, tail_constants(alpha, n).e_n)
+    error = tail_error("tea", alpha, m)
+    if error:
+        raise ValueError(error)
+    return plugin_credit(rows.to(F64), tail_size(alpha, m), alpha, tail_constants(alpha, n).e_n)
 
 
 class PlanStep(NamedTuple):
     size: int  # n_j: sub-sample size
     tail: int  # k_j: its tail size
-    alpha: float  # k_j / n_j: its tail fraction
     weight: float  # jackknife weight
+
+    @property
+    def alpha(self) -> float:
+        """``k_j / n_j``: the sub-sample's tail fraction."""
+        return self.tail / self.size
 
 
 @functools.lru_cache(maxsize=1024)
@@ -164,12 +179,10 @@ def jackknife_plan(m: int, alpha: float, order: int = 2, sizes: int = 4) -> tupl
     ``sum_j w_j = 1`` and ``sum_j w_j k_j^-p = 0`` for ``p = 1..order-1`` (``order`` capped by the
     number of sizes). One size (``k_1 = 2``, or J = 1): plain TEA (weight 1).
     """
+    error = tail_error("prefix_tea", alpha, m)
+    if error:
+        raise ValueError(error)
     k_max = tail_size(alpha, m)
-    if k_max < 2:
-        raise ValueError(
-            f"prefix_tea with alpha={alpha} needs at least 2 rewards in each group's tail, but groups of m={m} have "
-            f"{k_max}; use groups of m >= {min_group_size(alpha)} or a larger alpha."
-        )
     floor = 3 if k_max >= 4 else 2
     if sizes <= 1:
         ks = [k_max]
@@ -185,7 +198,7 @@ def jackknife_plan(m: int, alpha: float, order: int = 2, sizes: int = 4) -> tupl
     b = torch.zeros(q, dtype=F64)
     b[0] = 1.0
     w = A.T @ torch.linalg.solve(A @ A.T, b)
-    return tuple(PlanStep(n_j, k, k / n_j, float(wj)) for (n_j, k), wj in zip(steps, w.tolist()))
+    return tuple(PlanStep(n_j, k, float(wj)) for (n_j, k), wj in zip(steps, w.tolist()))
 
 
 @functools.lru_cache(maxsize=256)
