@@ -139,7 +139,7 @@ def _g_matrix(law, ks, nodes=200_000):
 
 def section_weights(smoothings=(1e-4, 1e-3, 1e-2)):
     print("## weights: SVR / rho / |w| at the xi fitted as the estimator does (k >= 2)")
-    labels = ["bon_m", "prefix_tea_gev", "k>=2, |w|", "all k, |w|", "all k, |kw|"] + [f"tea s={s:g}" for s in smoothings]
+    labels = ["bon_m", "prefix_tea_gev", "k>=2, |w|", "all k, |w|", "all k, |kw|"] + [f"tea_gev s={s:g}" for s in smoothings]
     print(f"{'law':8s} {'m':>3s} {'N':>4s} " + " ".join(f"{lab:>17s}" for lab in labels))
     for name, law in LAWS.items():
         for m, n in BUDGETS:

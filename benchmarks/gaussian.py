@@ -1,12 +1,16 @@
 """The paper's Gaussian TEA and Prefix-TEA: bias per tail size, Prefix-TEA constructions, variance.
 
-    python -m benchmarks.gaussian [--sections tail,constructions,variance]
+    python -m benchmarks.gaussian [--sections tail,constructions,variance,convergence]
 
 * ``tail``: TEA's plug-in on groups of n standard normal rewards, n = 8..32 with ``alpha n`` whole
   (k = alpha n tail samples): the location and spread components of the expected gradient (sample
   1's pathwise derivative, central differences) and their ratio over the truth (SVR; 1 is right).
 * ``constructions``: Prefix-TEA candidates at m = 16, N = 128, as combinations of those per-size
   gradients with their jackknife weights (expectations are linear in the credit).
+* ``convergence``: TEA's and Prefix-TEA's credit at N = 128 on a normal law as m grows (16 .. 256):
+  SVR by natural sampling (sample 1's pathwise derivative per group, batches of 512 prompts),
+  +- 1 s.e. over batches. The credit functions are called directly: from m = 128 on, the
+  registered estimators would hand N <= m to the exact ``bon``.
 * ``variance``: per-group gradient ``(1/m) sum_i c_i S_i`` of each estimator in the location and
   scale directions of a normal law (scores r and r^2 - 1), through tea_verl's math: the mean, the
   SVR of the means, and the standard deviation over groups relative to the mean.
@@ -48,7 +52,7 @@ def least_norm(ks, order):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sections", default="tail,constructions,variance")
+    ap.add_argument("--sections", default="tail,constructions,variance,convergence")
     args = ap.parse_args(argv)
     sections = args.sections.split(",")
     cn = G.normal_max_mean(N)
@@ -88,7 +92,35 @@ def main(argv=None) -> int:
                 print(f"{m:3d} {n:4d} {est:16s} {float(gl.mean()):9.3f} {float(gs.mean()):7.3f} "
                       f"{float(gs.mean() / gl.mean()) / G.normal_max_mean(n):6.3f} {float(gl.std() / gl.mean()):7.2f} "
                       f"{float(gs.std() / gs.mean()):9.2f}", flush=True)
+    if "convergence" in sections:
+        print(f"\n# convergence: SVR at N = {N} on a normal law, natural batches of 512 prompts, 2^21 rewards or 24 batches per cell; +- 1 s.e.")
+        print(f"{'m':>4s} {'tea':>14s} {'prefix_tea':>14s}")
+        for m in (16, 32, 64, 128, 256):
+            cells = [convergence_svr(est, m) for est in ("tea", "prefix_tea")]
+            print(f"{m:4d} " + " ".join(f"{v:7.3f} +- {se:.3f}" for v, se in cells), flush=True)
     return 0
+
+
+def convergence_svr(estimator: str, m: int, groups: int = 512, rewards: int = 2**21, seed: int = 0) -> tuple[float, float]:
+    """Pathwise SVR of the Gaussian credit ``estimator`` at (m, N) on a standard normal law, and its
+    s.e. over batches (credit functions called directly, so m >= N is the plug-in, not ``bon``)."""
+    credit = G.tea_credit if estimator == "tea" else G.prefix_tea_credit
+    rng = np.random.default_rng(seed)
+    cn = G.normal_max_mean(N)
+    nums, dens = [], []
+    for _ in range(max(24, rewards // (groups * m))):
+        x = torch.from_numpy(rng.standard_normal((groups, m)))
+        xp, xm = x.clone(), x.clone()
+        xp[:, 0] += 1e-5
+        xm[:, 0] -= 1e-5
+        d = (credit(xp, N)[:, 0] - credit(xm, N)[:, 0]) / 2e-5
+        nums.append(float((d * x[:, 0]).sum()))
+        dens.append(float(d.sum()))
+    nums, dens = np.array(nums), np.array(dens)
+    ratio = nums.sum() / dens.sum() / cn
+    # delta-method s.e. of a ratio of sums over independent batches
+    resid = (nums - ratio * cn * dens) / (dens.mean() * cn)
+    return float(ratio), float(resid.std(ddof=1) / math.sqrt(len(nums)))
 
 
 if __name__ == "__main__":

@@ -328,6 +328,24 @@ def diagnose(
     return d
 
 
+def rule_of_thumb(m: int) -> str:
+    """Which estimator family the benchmarks favour at group size m (docs/estimators.md, 0b)."""
+    from tea_verl.estimators.gaussian import DEFAULT_ALPHA, tail_size
+
+    k = tail_size(DEFAULT_ALPHA, m)
+    if k < 2:
+        return (f"m = {m}: the paper's tea/prefix_tea cannot run (a tail of {k} reward at alpha = {DEFAULT_ALPHA}); "
+                "use tea_gev or prefix_tea_gev")
+    if k == 2:
+        return (f"m = {m}: the paper's tea/prefix_tea fit a 2-reward tail, where their credit is exactly best-of-m "
+                "(no extrapolation); use tea_gev or prefix_tea_gev")
+    if k == 3:
+        return (f"m = {m}: the paper's tea extrapolates from a 3-reward tail with a large spread bias (SVR about 0.65 "
+                "on a normal law); use tea_gev or prefix_tea_gev")
+    return (f"m = {m}: prefix_tea (the paper's, debiased) on normal-like tails, prefix_tea_gev on skewed or heavy "
+            "tails (Gumbel, Student-t, lognormal), where the Gaussian family undervalues spread")
+
+
 def format_diagnosis(d: Diagnosis) -> str:
     L = [f"tail diagnosis for m = {d.m} training rollouts, deployment best-of-{d.N}"]
     L.append(f"  prompts: {d.prompts} (samples per prompt: " + ", ".join(f"{n} x {c}" for n, c in d.samples_per_prompt.items()) + ")")
@@ -359,6 +377,7 @@ def format_diagnosis(d: Diagnosis) -> str:
         L.append(f"  (target SVR in [{SVR_RANGE[0]}, {SVR_RANGE[1]}], rho >= {RHO_FRACTION} x bon's; '.' eligible, '*' recommended)")
     L.append("")
     L.append("recommendation: " + " ".join(d.recommendation.overrides))
+    L.append(f"  - rule of thumb from the reference-law benchmarks, {rule_of_thumb(d.m)}; the table above is for your law")
     for r in d.reasons:
         L.append(f"  - {r}")
     return "\n".join(L)

@@ -53,7 +53,7 @@ TEA_METRICS = ("tea/xi", "tea/top_tie_rate", "tea/fallback_groups", "tea/fallbac
 
 def _assert_trained(result, steps, estimator_advantages=True):
     by_step = {r["step"]: r["data"] for r in result["steps"]}
-    from tea_verl.estimators import ESTIMATORS, GAUSSIAN
+    from tea_verl.estimators import ESTIMATORS, GAUSSIAN, GEV
 
     est = result["config"]["adv_estimator"]
     ours = est in ESTIMATORS
@@ -78,10 +78,10 @@ def _assert_trained(result, steps, estimator_advantages=True):
         assert all(b >= a - 1e-9 for a, b in zip(curve, curve[1:])), f"best-of-k must not fall with k: {curve}"
         assert any("bon_selection_score" in key for key in d), "the best_of_n manager's metrics are missing"
         if ours:  # the estimator's state reached verl's step metrics
-            # the Gaussian family fits no GEV shape and logs no tea/xi
-            expected = [key for key in TEA_METRICS if key != "tea/xi"] if est in GAUSSIAN else TEA_METRICS
+            # only the GEV family fits a tail shape and logs tea/xi
+            expected = TEA_METRICS if est in GEV else [key for key in TEA_METRICS if key != "tea/xi"]
             assert all(key in d for key in expected), sorted(key for key in d if key.startswith("tea/"))
-            assert ("tea/xi" in d) == (est not in GAUSSIAN)
+            assert ("tea/xi" in d) == (est in GEV)
             assert d["tea/fallback_batch"] == 0.0 and d["tea/singletons"] == 0.0
         else:
             assert not any(key.startswith("tea/") for key in d)

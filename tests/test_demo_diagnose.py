@@ -12,7 +12,7 @@ import torch
 
 import verl  # noqa: F401 - the plugin registers the estimators
 from benchmarks.common import LAWS
-from tea_verl.diagnose import DiagnoseError, diagnose, format_diagnosis
+from tea_verl.diagnose import DiagnoseError, diagnose, format_diagnosis, rule_of_thumb
 from tea_verl.estimators import fit_tail_shape
 from tea_verl.quality import call_registered, measure
 from tea_verl.report import Samples
@@ -103,6 +103,7 @@ def test_diagnose_recovers_the_shape_sign_and_recommends_settings_in_the_svr_ran
     r = measure(law, 8, 64, rec.estimator, groups=256, batches=80, seed=5, tea_keys=rec.keys)
     assert 0.85 <= r["svr"] <= 1.2, (rec.label, r)
     assert "recommendation: algorithm.adv_estimator=" in format_diagnosis(d)
+    assert "rule of thumb from the reference-law benchmarks" in format_diagnosis(d)
 
 
 def test_diagnose_needs_enough_samples_per_prompt_and_says_the_minimum():
@@ -175,3 +176,10 @@ def test_cli_diagnose_writes_json(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "tea_verl.cli", "diagnose", str(tmp_path / "s.jsonl"), "--m", "4"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--N" in bad.stderr
+
+
+def test_rule_of_thumb_follows_the_tail_size():
+    assert "cannot run" in rule_of_thumb(4)  # ceil(0.25 * 4) = 1
+    assert "exactly best-of-m" in rule_of_thumb(8)  # a 2-reward tail
+    assert "3-reward tail" in rule_of_thumb(12)
+    assert "prefix_tea (the paper's" in rule_of_thumb(16) and "prefix_tea_gev on skewed" in rule_of_thumb(16)
