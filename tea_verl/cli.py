@@ -1,6 +1,7 @@
 """tea-verl: best-of-N post-training for verl.
 
-  demo        the mismatch bandit on CPU (the main job): every estimator against the N-rollout oracle
+  demo        the mismatch bandit on CPU (the main job): every estimator against the N-rollout oracle;
+              demo --lm: a tiny language model trained through verl's real trainer on the CPU
   diagnose    your reward samples: tail shape, scaling-law check, estimator quality, a recommendation
   bon-report  best-of-k and selected-gold curves, the scaling-law fit and its extrapolation
   smoke       a real verl launch on the CPU with a tiny model: check a config before GPU hours
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("config-dir", help="print the directory of tea_trainer.yaml (for --config-path)")
     # every demo option (--quick, --m, --N, --steps, ...) belongs to tea_verl.demo; forward them all,
     # --help included
-    sub.add_parser("demo", add_help=False, help="the mismatch bandit on CPU: every estimator vs the N-rollout oracle, with a plot")
+    sub.add_parser("demo", add_help=False, help="the mismatch bandit on CPU: every estimator vs the N-rollout oracle, with a plot; --lm: a tiny LM through verl's trainer")
     sub.add_parser("smoke", add_help=False, help="a real verl launch on the CPU with a tiny model, a few steps: check a config before GPU hours")
     dg = sub.add_parser(
         "diagnose",

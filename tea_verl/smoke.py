@@ -290,7 +290,10 @@ def _kill_leftovers(marker: str) -> None:
             pass
 
 
-def _run(cmd: list[str], env: dict, log_path: str, steps: int, timeout: float, ray_tmp: str, progress) -> int:
+def _run(cmd: list[str], env: dict, log_path: str, steps: int, timeout: float, ray_tmp: str, progress, on_line=None) -> int:
+    """Run ``cmd`` with its output in ``log_path``; ``progress`` is called once per step verl logs,
+    ``on_line`` (optional) on every line, and a true answer from it starts a new run (steps count
+    again from 1). Stops the process group and Ray's leftovers on a timeout, Ctrl-C or exit."""
     start = time.time()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True, bufsize=1)
@@ -316,6 +319,8 @@ def _run(cmd: list[str], env: dict, log_path: str, steps: int, timeout: float, r
                 if line is None:
                     break
                 log.write(line)
+                if on_line is not None and on_line(line):
+                    seen.clear()
                 m = _STEP.search(line)
                 if m and int(m.group(1)) not in seen:
                     seen.add(int(m.group(1)))

@@ -54,6 +54,12 @@ EXPECTED = {
         ("skip", "a template: the user's data, model and GPUs complete it (tea-verl smoke runs the same entry point on the CPU)"),
     'python -m verl.trainer.main_ppo --config-path="$(tea-verl config-dir)" --config-name=tea_trainer algorithm.adv_estimator=tea algorithm.tea.N=64 actor_rollout_ref.rollout.n=8 ...':
         ("skip", "a template: the user's data, model and GPUs complete it"),
+    "python -m benchmarks.lm": ("skip", "about 24 minutes (9 runs of verl's trainer); tests/test_lm.py runs the same experiment code with 2 estimators x 2 steps"),
+    "python -m benchmarks.lm --estimators bon,tea,prefix_tea --out lm_paper": ("skip", "about 25 minutes; the same code as the line above"),
+    "python -m benchmarks.lm --m 16 --estimators grpo,prefix_tea,prefix_tea_gev --out lm_m16": ("skip", "about 34 minutes; the same code as the line above"),
+    "python -m benchmarks.lm --alignment": ("run", 0, "cos"),
+    "tea-verl demo --lm --quick": ("skip", "about 4 minutes; tests/test_lm.py runs the same experiment code with 2 estimators x 2 steps"),
+    "tea-verl demo --lm --help": ("run", 0, "--reward-fn"),
     "tea-verl smoke": ("ci", "tests/test_cpu_trainer.py runs it (test_smoke_default_trains_tea_end_to_end)"),
     "tea-verl smoke algorithm.adv_estimator=grpo": ("ci", "tests/test_cpu_trainer.py runs it (test_smoke_grpo_runs_and_only_estimator_keys_differ)"),
     "tea-verl smoke --recipe recipes/config/prefix_tea.yaml --steps 2 --ranks 2": ("ci", "tests/test_cpu_trainer.py runs it (test_smoke_recipe_prefix_tea_on_two_ranks)"),
@@ -99,7 +105,7 @@ def test_readme_command_runs_as_documented(command, workspace, tmp_path):
     env["OUT"] = str(workspace)
     env["HOME"] = str(tmp_path)  # no ~/data: the dry run's data are missing, as on a fresh machine
     env["RAY_AUTH_MODE"] = "disabled"
-    cwd = ROOT if "recipes/" in command else str(tmp_path)
+    cwd = ROOT if ("recipes/" in command or "benchmarks." in command) else str(tmp_path)  # benchmarks run from a clone
     proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode == status, f"{command}: exit {proc.returncode}, documented {status}\n{out[-3000:]}"

@@ -1,0 +1,663 @@
+"""A tiny language model trained for best-of-N through verl's real trainer on the CPU.
+
+``python -m benchmarks.lm`` (the benchmark) and ``tea-verl demo --lm`` (the same, for users) train
+one tiny policy per (estimator, seed) with ``tea_verl.main_ppo``'s task runner and the CPU backend
+(:mod:`tea_verl.cpu`): verl's FSDP2 actor with PPO clipping and token-level credit, the ``hf_cpu``
+rollout with weight sync, the reward loop with the ``best_of_n`` manager, and validation with the
+exact best-of-k metrics. All runs share one Ray session (its start-up is paid once).
+
+**The task.** Every prompt is answered by a *mode word* and six digit words, e.g.
+``maybe three one four one five nine``. The reward (:func:`spread_reward`, a verl custom reward
+function) reads the generated text:
+
+* ``safe`` and six digit words (mode A) scores ``0.0 + 0.5 z``; ``maybe`` and six digit words
+  (mode B) scores ``-0.8 + 1.0 z``; anything else (another first word, fewer or more words, a
+  word that is not a digit word) scores ``-2``;
+* ``z`` is the standard normal quantile of a hash of the six digit words: a deterministic
+  function of the generated tokens that the policy cannot learn in a few steps (each of the 10^6
+  digit strings has its own value), so it acts as the luck of the draw.
+
+The laws are the mismatch bandit's modes A and B (``tea-verl demo``). With distinct digit strings
+(10^6 equally likely ones at the warm start), the exact best-of-n of a pure mode is
+``mu + sd c_n``, ``c_n`` the expected maximum of n standard normals: mode A is better at best-of-1
+(0 against -0.8) and best-of-8 (0.712 against 0.624), mode B at best-of-64 (1.544 against 1.172).
+GRPO's mean reward prefers A; best-of-64 prefers B. :func:`pure_best_of` gives the values.
+
+**The policy.** A config-built Llama (hidden 64, 2 layers) over :mod:`tea_verl.tiny`'s word-level
+tokenizer, warm-started by a short supervised phase (:func:`warm_start`) on answers of the right
+form with either mode word at random, so that both modes are sampled at the start; seeded per seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from statistics import NormalDist
+
+import numpy as np
+
+from tea_verl.smoke import SmokeError
+
+MODE_WORDS = {"safe": "A", "maybe": "B"}
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+FREE_LEN = 6
+MODES = {"A": (0.0, 0.5), "B": (-0.8, 1.0)}  # (mean, sd) of the reward of each mode
+INVALID_REWARD = -2.0
+DATA_SOURCE = "tea_lm"
+ESTIMATORS = ("grpo", "bon", "tea", "prefix_tea", "tea_gev", "prefix_tea_gev")
+DEFAULT_ESTIMATORS = ("grpo", "tea_gev", "prefix_tea_gev")
+LABELS = {
+    "grpo": "GRPO (mean reward)",
+    "bon": "bon, N = m (best-of-m)",
+    "tea": "TEA (paper, Gaussian)",
+    "prefix_tea": "Prefix-TEA (paper, Gaussian)",
+    "tea_gev": "TEA-GEV",
+    "prefix_tea_gev": "Prefix-TEA-GEV",
+}
+_QUESTIONS = ("please explain", "tell me about", "write about", "what is", "help me with", "why is", "list", "who is")
+_TOPICS = ("code", "math", "a story", "a poem", "the answer")
+
+
+class LMError(SmokeError):
+    """Bad input or a failed run; the message names the problem and the fix (a ``SmokeError``,
+    since the experiment reuses ``tea-verl smoke``'s reward loading, composition and runner)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# The task
+# ----------------------------------------------------------------------------------------------
+def luck(text: str) -> float:
+    """A standard normal value that is a deterministic function of ``text`` (its BLAKE2b hash)."""
+    h = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+    return NormalDist().inv_cdf((h + 0.5) / 2.0**64)
+
+
+def mode_of(text: str) -> str | None:
+    """``"A"``, ``"B"`` or None: the mode of a response (None: not of the task's form)."""
+    words = str(text).split()
+    if not words or len(words) != 1 + FREE_LEN or not all(w in DIGIT_WORDS for w in words[1:]):
+        return None
+    return MODE_WORDS.get(words[0])
+
+
+def spread_reward(data_source=None, solution_str: str = "", ground_truth=None, extra_info=None, **kwargs) -> float:
+    """The task's reward, in verl's custom reward signature (see the module docstring)."""
+    words = str(solution_str).split()
+    mode = MODE_WORDS.get(words[0]) if words else None
+    if mode is None or len(words) != 1 + FREE_LEN or not all(w in DIGIT_WORDS for w in words[1:]):
+        return INVALID_REWARD
+    mu, sd = MODES[mode]
+    return float(mu + sd * luck(" ".join(words[1:])))
+
+
+def pure_best_of(mode: str, n: int) -> float:
+    """Exact best-of-n of always answering in ``mode`` (distinct digit strings)."""
+    from tea_verl.estimators.gaussian import normal_max_mean
+
+    mu, sd = MODES[mode]
+    return float(mu + sd * normal_max_mean(int(n)))
+
+
+def prompts() -> tuple[list[str], list[str]]:
+    """40 prompts from the tiny tokenizer's words: 28 for training, 12 held out for validation."""
+    allp = [f"{q} {t}" for t in _TOPICS for q in _QUESTIONS]
+    rng = np.random.default_rng(7)
+    order = rng.permutation(len(allp))
+    allp = [allp[i] for i in order]
+    return allp[:28], allp[28:]
+
+
+def _encode(tok, prompt: str, answer: str) -> tuple[list[int], int]:
+    ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True)
+    if isinstance(ids, dict) or hasattr(ids, "keys"):
+        ids = ids["input_ids"]
+    resp = tok(answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    return list(ids) + resp, len(ids)
+
+
+def warm_start(model, tok, train_prompts: list[str], seed: int, steps: int = 300, batch: int = 64, lr: float = 3e-3) -> dict:
+    """Supervised warm start on answers of the task's form, either mode word with probability 1/2
+    and uniform digits (loss on the answer tokens). Returns the probability of each mode word as
+    the first answer token after training, averaged over ``train_prompts``."""
+    import torch
+
+    g = np.random.default_rng(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for _ in range(steps):
+            rows = []
+            for _ in range(batch):
+                p = train_prompts[int(g.integers(len(train_prompts)))]
+                words = [list(MODE_WORDS)[int(g.integers(2))]] + [DIGIT_WORDS[int(d)] for d in g.integers(10, size=FREE_LEN)]
+                rows.append(_encode(tok, p, " ".join(words)))
+            width = max(len(ids) for ids, _ in rows)
+            inp = torch.full((batch, width), tok.pad_token_id)
+            att = torch.zeros((batch, width), dtype=torch.long)
+            lab = torch.full((batch, width), -100)
+            for i, (ids, n_prompt) in enumerate(rows):
+                inp[i, : len(ids)] = torch.tensor(ids)
+                att[i, : len(ids)] = 1
+                lab[i, n_prompt : len(ids)] = torch.tensor(ids[n_prompt:])
+            loss = model(input_ids=inp, attention_mask=att, labels=lab).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    ids = {w: tok.convert_tokens_to_ids(w) for w in MODE_WORDS}
+    probs = {w: 0.0 for w in MODE_WORDS}
+    with torch.no_grad():
+        for p in train_prompts:
+            x, _ = _encode(tok, p, "")
+            n_prompt = len(x) - 1  # drop the eos appended for an empty answer
+            logits = model(input_ids=torch.tensor([x[:n_prompt]])).logits[0, -1]
+            pr = torch.softmax(logits.double(), -1)
+            for w, i in ids.items():
+                probs[w] += float(pr[i]) / len(train_prompts)
+    return {"final_loss": loss.item(), "first_word_prob": probs}
+
+
+def build_assets(path: str, seed: int) -> dict:
+    """Tokenizer, warm-started model (``path/model``) and the train/val parquet files."""
+    from transformers.utils import logging as hf_logging
+
+    from tea_verl.tiny import build_causal_lm, build_tokenizer, write_prompts
+
+    hf_logging.disable_progress_bar()
+    train_p, val_p = prompts()
+    tok = build_tokenizer()
+    model = build_causal_lm(tok, seed=seed)
+    info = warm_start(model, tok, train_p, seed)
+    model.save_pretrained(os.path.join(path, "model"))
+    tok.save_pretrained(os.path.join(path, "model"))
+    write_prompts(os.path.join(path, "train.parquet"), train_p, data_source=DATA_SOURCE, split="train")
+    write_prompts(os.path.join(path, "val.parquet"), val_p, data_source=DATA_SOURCE, split="test")
+    with open(os.path.join(path, "warm_start.json"), "w") as f:
+        json.dump(info, f, indent=1)
+    return info
+
+
+# ----------------------------------------------------------------------------------------------
+# The experiment
+# ----------------------------------------------------------------------------------------------
+def _parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Train a tiny LM for best-of-N through verl's real trainer on the CPU: GRPO against the TEA "
+        "estimators, same seed, data, steps and learning rate; a table of final best-of-1/m/N and a plot.",
+    )
+    p.add_argument("--estimators", default=None, help=f"comma-separated, from {','.join(ESTIMATORS)} (default {','.join(DEFAULT_ESTIMATORS)})")
+    p.add_argument("--seeds", type=int, default=None, help="seeds 0..S-1 (default 3; 1 with --quick)")
+    p.add_argument("--m", type=int, default=8, help="rollouts per prompt in training (default 8)")
+    p.add_argument("--N", type=int, default=64, help="deployment best-of-N (default 64)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per run (default 20; 10 with --quick)")
+    p.add_argument("--val-every", type=int, default=5, help="validate every k steps, and before training (default 5)")
+    p.add_argument("--val-n", type=int, default=None, help="validation samples per prompt (default N; at least N)")
+    p.add_argument("--batch", type=int, default=16, help="prompts per training batch (default 16)")
+    p.add_argument("--lr", type=float, default=2e-3, help="actor learning rate (default 2e-3)")
+    p.add_argument("--reward-fn", default=None, help="path.py:function, a verl custom reward function (default: the task's own, tea_verl.lm.spread_reward)")
+    p.add_argument("--quick", action="store_true", help="1 seed, grpo and tea_gev, 10 steps (under 5 minutes)")
+    p.add_argument("--out", default="lm_out", help="output directory (default lm_out/)")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds before the experiment is stopped (default 3600)")
+    return p
+
+
+def _settings(args) -> dict:
+    from tea_verl.estimators.gaussian import tail_error
+
+    ests = args.estimators.split(",") if args.estimators else (["grpo", "tea_gev"] if args.quick else list(DEFAULT_ESTIMATORS))
+    ests = [e.strip() for e in ests if e.strip()]
+    bad = [e for e in ests if e not in ESTIMATORS]
+    if bad or not ests:
+        raise LMError(f"--estimators: unknown {bad or 'empty list'}; choose from {','.join(ESTIMATORS)}")
+    if len(set(ests)) != len(ests):
+        raise LMError(f"--estimators lists one twice: {','.join(ests)}")
+    seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
+    steps = args.steps if args.steps is not None else (10 if args.quick else 20)
+    val_n = args.val_n if args.val_n is not None else args.N
+    for name, v, lo in (("--seeds", seeds, 1), ("--steps", steps, 1), ("--val-every", args.val_every, 1), ("--m", args.m, 2), ("--batch", args.batch, 2)):
+        if v < lo:
+            raise LMError(f"{name} must be >= {lo}, got {v}")
+    if args.N <= args.m:
+        raise LMError(f"--N {args.N} is not above --m {args.m}: best-of-N training from m rollouts needs N > m (use bon when N <= m)")
+    if val_n < args.N:
+        raise LMError(f"--val-n {val_n} is below --N {args.N}: validation needs at least N samples per prompt for the exact best-of-N")
+    if args.batch % 2:
+        raise LMError(f"--batch must be even (two PPO mini-batches per step), got {args.batch}")
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        raise LMError(f"--lr must be a positive number, got {args.lr}")
+    for e in ests:
+        err = tail_error(e, 0.25, args.m) if e in ("tea", "prefix_tea") else None
+        if err:
+            raise LMError(err)
+    return {"estimators": ests, "seeds": seeds, "steps": steps, "val_n": val_n, "m": args.m, "N": args.N,
+            "val_every": args.val_every, "batch": args.batch, "lr": args.lr}
+
+
+def run_name(est: str, seed: int) -> str:
+    return f"{est}_s{seed}"
+
+
+def run_overrides(est: str, seed: int, s: dict, out: str, assets: str, reward: tuple[str, str], ray_tmp: str) -> dict[str, object]:
+    """Every key a run sets on ``tea_trainer`` (applied with Hydra's ``++``)."""
+    from tea_verl.smoke import smoke_overrides
+
+    o = smoke_overrides(out, assets, reward, s["steps"], 1, ray_tmp, s["batch"], s["m"])
+    name = run_name(est, seed)
+    o.update({
+        "algorithm.adv_estimator": est,
+        "algorithm.tea.N": s["m"] if est == "bon" else s["N"],
+        "actor_rollout_ref.rollout.n": s["m"],
+        "actor_rollout_ref.rollout.val_kwargs.n": s["val_n"],
+        "actor_rollout_ref.rollout.val_kwargs.do_sample": True,
+        "actor_rollout_ref.rollout.val_kwargs.temperature": 1.0,
+        "actor_rollout_ref.rollout.seed": seed,
+        "actor_rollout_ref.actor.optim.lr": s["lr"],
+        "actor_rollout_ref.actor.ppo_mini_batch_size": s["batch"] // 2,  # two PPO updates per step: clipping acts
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": s["batch"] * s["m"] // 2,
+        "data.seed": seed,
+        "data.max_prompt_length": 32,
+        "data.max_response_length": FREE_LEN + 4,
+        "trainer.test_freq": s["val_every"],
+        "trainer.val_before_train": True,
+        "trainer.project_name": "metrics",
+        "trainer.experiment_name": name,
+        "trainer.validation_data_dir": os.path.join(out, "val", name),
+    })
+    return o
+
+
+def _compose_all(s: dict, out: str, reward: tuple[str, str], ray_tmp: str) -> list[dict]:
+    from tea_verl import CONFIG_DIR
+    from tea_verl.smoke import _compose, _fmt
+
+    runs = []
+    for seed in range(s["seeds"]):
+        assets = os.path.join(out, "assets", f"seed{seed}")
+        for est in s["estimators"]:
+            o = run_overrides(est, seed, s, out, assets, reward, ray_tmp)
+            overrides = [f"++{k}={_fmt(v)}" for k, v in o.items()]
+            cfg = _compose(CONFIG_DIR, "tea_trainer", overrides)
+            runs.append({"name": run_name(est, seed), "estimator": est, "seed": seed, "assets": assets,
+                         "overrides": overrides, "cfg": cfg})
+    return runs
+
+
+def _child(plan_path: str) -> int:
+    """Run every planned run in one Ray session (``python -m tea_verl.lm --child PLAN``)."""
+    import ray
+    from ray import PlacementGroupID
+    from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
+    from omegaconf import OmegaConf
+    from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
+    from verl.utils.device import auto_set_device
+
+    from tea_verl import CONFIG_DIR
+    from tea_verl.preflight import compose
+    from tea_verl.validation import TeaTaskRunner
+
+    with open(plan_path) as f:
+        plan = json.load(f)
+    cfgs = [compose(CONFIG_DIR, "tea_trainer", r["overrides"]) for r in plan["runs"]]
+    init = OmegaConf.to_container(cfgs[0].ray_kwargs.ray_init, resolve=True)
+    init = {k: v for k, v in init.items() if v is not None and k != "runtime_env"}
+    ray.init(**init, runtime_env=OmegaConf.to_container(OmegaConf.create(get_ppo_ray_runtime_env(cfgs[0])), resolve=True))
+    total_gpus = ray.cluster_resources().get("GPU", 0)
+    for i, (r, cfg) in enumerate(zip(plan["runs"], cfgs)):
+        auto_set_device(cfg)
+        t0 = time.time()
+        print(f"[lm] run {i + 1}/{len(cfgs)} {r['name']}: start", flush=True)
+        runner = TeaTaskRunner.remote()
+        ray.get(runner.run.remote(cfg))
+        ray.kill(runner)
+        # verl's resource pools are placement groups scoped to this driver, not to the task runner:
+        # remove them, or the next run waits for a logical GPU that is never released
+        for pg_id, info in placement_group_table().items():
+            if info.get("state") != "REMOVED":
+                remove_placement_group(PlacementGroup(PlacementGroupID(bytes.fromhex(pg_id))))
+        deadline = time.time() + 120
+        while ray.available_resources().get("GPU", 0) < total_gpus:
+            if time.time() > deadline:  # the next run's workers need the logical GPU back
+                raise RuntimeError(f"run {r['name']}'s workers did not release Ray's logical GPU within 120 s")
+            time.sleep(0.5)
+        print(f"[lm] run {i + 1}/{len(cfgs)} {r['name']}: done in {time.time() - t0:.1f} s", flush=True)
+    ray.shutdown()
+    return 0
+
+
+def _val_files(out: str, name: str) -> list[tuple[int, str]]:
+    d = os.path.join(out, "val", name)
+    if not os.path.isdir(d):
+        return []
+    steps = []
+    for f in os.listdir(d):
+        mt = re.fullmatch(r"(\d+)\.jsonl", f)
+        if mt:
+            steps.append((int(mt[1]), os.path.join(d, f)))
+    return sorted(steps)
+
+
+def read_validation(path: str) -> dict:
+    """From one verl validation dump: the exact best-of-k curve (k = 1..n, averaged over prompts)
+    and the fraction of samples in each mode."""
+    from tea_verl.bon_metrics import summarize_curves
+    from tea_verl.report import read_samples
+
+    samples = read_samples(path)
+    groups: dict[str, list[float]] = {}
+    for uid, x in zip(samples.uid, samples.selection):
+        groups.setdefault(uid, []).append(float(x))
+    curve = summarize_curves(DATA_SOURCE, [(np.asarray(v), None) for v in groups.values()])
+    modes = {"A": 0, "B": 0, None: 0}
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    for row in rows:
+        modes[mode_of(row.get("output", ""))] += 1
+    n = max(len(rows), 1)
+    distinct = len({str(row.get("output", "")).strip() for row in rows}) / n
+    return {"best": curve.best_mean.tolist(), "prompts": curve.num_prompts, "p_A": modes["A"] / n,
+            "p_B": modes["B"] / n, "p_other": modes[None] / n, "distinct": distinct}
+
+
+def collect(out: str, runs: list[dict]) -> dict:
+    """Per run: validation curves and mode fractions per validation step, and verl's per-step
+    advantage statistics; read from the run's dumps and metrics file."""
+    res = {}
+    for r in runs:
+        name = r["name"]
+        vals = {step: read_validation(p) for step, p in _val_files(out, name)}
+        if not vals:
+            raise LMError(f"run {name} left no validation dumps in {os.path.join(out, 'val', name)}; see {os.path.join(out, 'lm.log')}")
+        metrics_path = os.path.join(out, "metrics", "metrics", f"{name}.jsonl")
+        steps = []
+        if os.path.exists(metrics_path):
+            with open(metrics_path) as f:
+                for line in f:
+                    if line.strip():
+                        row = json.loads(line)
+                        d = row["data"]
+                        steps.append({"step": row["step"], **{k: d[k] for k in (
+                            "critic/score/mean", "critic/advantages/mean", "critic/advantages/max", "critic/advantages/min",
+                            "tea/credit_mean", "tea/credit_std", "tea/xi", "actor/pg_clipfrac", "actor/grad_norm",
+                            "actor/entropy", "timing_s/step") if k in d}})
+        res[name] = {"estimator": r["estimator"], "seed": r["seed"], "val": {str(k): v for k, v in vals.items()}, "train": steps}
+    return res
+
+
+def _final(run: dict) -> dict:
+    return run["val"][max(run["val"], key=int)]
+
+
+def _mean_se(xs: list[float]) -> tuple[float, float]:
+    a = np.asarray(xs, dtype=float)
+    return float(a.mean()), (float(a.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else float("nan"))
+
+
+def summarize(res: dict, s: dict) -> dict:
+    """Final best-of-1/m/N and P(mode B) per estimator: mean and s.e. over seeds."""
+    out = {}
+    ks = (1, s["m"], s["N"])
+    for est in s["estimators"]:
+        finals = [v for v in res.values() if v["estimator"] == est]
+        rows = {}
+        for k in ks:
+            rows[f"best@{k}"] = _mean_se([_final(v)["best"][k - 1] for v in finals])
+        rows["p_B"] = _mean_se([_final(v)["p_B"] for v in finals])
+        rows["p_other"] = _mean_se([_final(v)["p_other"] for v in finals])
+        start = [v["val"][min(v["val"], key=int)] for v in finals]
+        rows["start"] = {f"best@{k}": float(np.mean([x["best"][k - 1] for x in start])) for k in ks}
+        rows["start"]["p_B"] = float(np.mean([x["p_B"] for x in start]))
+        rows["start"]["p_other"] = float(np.mean([x["p_other"] for x in start]))
+        out[est] = rows
+    return out
+
+
+def _fmt_ms(ms: tuple[float, float], sign: str = "+") -> str:
+    m_, se = ms
+    return f"{m_:{sign}.3f} ± {se:.3f}" if math.isfinite(se) else f"{m_:{sign}.3f}"
+
+
+def format_table(summary: dict, s: dict, default_reward: bool) -> str:
+    m, n = s["m"], s["N"]
+    lines = [f"{'method':<28} {'best-of-1':>15} {f'best-of-{m}':>15} {f'best-of-{n}':>15} {'P(mode B)':>15} {'P(invalid)':>15}"]
+    first = next(iter(summary.values()))["start"]
+    lines.append(f"{'warm start (step 0)':<28} {first['best@1']:>+15.3f} {first[f'best@{m}']:>+15.3f} {first[f'best@{n}']:>+15.3f} "
+                 f"{first['p_B']:>15.3f} {first['p_other']:>15.3f}")
+    for est, r in summary.items():
+        lines.append(f"{LABELS[est]:<28} {_fmt_ms(r['best@1']):>15} {_fmt_ms(r[f'best@{m}']):>15} {_fmt_ms(r[f'best@{n}']):>15} "
+                     f"{_fmt_ms(r['p_B'], ''):>15} {_fmt_ms(r['p_other'], ''):>15}")
+    if default_reward:
+        for mode in "AB":
+            lines.append(f"{'pure mode ' + mode + ' (exact)':<28} {pure_best_of(mode, 1):>+15.3f} {pure_best_of(mode, m):>+15.3f} "
+                         f"{pure_best_of(mode, n):>+15.3f} {float(mode == 'B'):>15.3f} {0.0:>15.3f}")
+    if "grpo" in summary:
+        g = summary["grpo"]
+        for est, r in summary.items():
+            if est == "grpo":
+                continue
+            d = r[f"best@{n}"][0] - g[f"best@{n}"][0]
+            se = math.hypot(r[f"best@{n}"][1], g[f"best@{n}"][1])
+            d1 = g["best@1"][0] - r["best@1"][0]
+            z = f", {d / se:+.1f} s.e." if math.isfinite(se) and se > 0 else ""
+            lines.append(f"{est} - grpo at best-of-{n}: {d:+.3f}{z}; grpo - {est} at best-of-1: {d1:+.3f}")
+    return "\n".join(lines)
+
+
+def format_trajectory(res: dict, s: dict) -> str:
+    """Per validation step, mean over seeds: the fraction of answers in mode B, the fraction of
+    invalid answers, and the exact best-of-N; then, over the training steps of all seeds, verl's
+    advantage range (medians of the per-step min and max), the largest gradient norm and the
+    median PPO clip fraction."""
+    steps = sorted({int(k) for v in res.values() for k in v["val"]})
+    lines = [f"{'P(B) P(invalid) best-of-' + str(s['N']) + ' at step':<34} " + " ".join(f"{t:>17}" for t in steps)
+             + f" {'adv min/max':>13} {'max grad':>9} {'clipfrac':>9}"]
+    for est in s["estimators"]:
+        runs = [v for v in res.values() if v["estimator"] == est]
+        cells = []
+        for t in steps:
+            vals = [v["val"][str(t)] for v in runs if str(t) in v["val"]]
+            cells.append(f"{np.mean([x['p_B'] for x in vals]):.2f} {np.mean([x['p_other'] for x in vals]):.2f} "
+                         f"{np.mean([x['best'][s['N'] - 1] for x in vals]):+.2f}")
+        train = [t for v in runs for t in v["train"] if "critic/advantages/max" in t]
+
+        def stat(fn, key):
+            xs = [t[key] for t in train if key in t]
+            return fn(xs) if xs else float("nan")
+
+        adv = f"{stat(np.median, 'critic/advantages/min'):+.1f}/{stat(np.median, 'critic/advantages/max'):+.1f}"
+        lines.append(f"{LABELS[est]:<34} " + " ".join(f"{c:>17}" for c in cells)
+                     + f" {adv:>13} {stat(np.max, 'actor/grad_norm'):>9.1f} {stat(np.median, 'actor/pg_clipfrac'):>9.3f}")
+    return "\n".join(lines)
+
+
+def format_runs(res: dict, s: dict) -> str:
+    """One line per run: its final validation, and the largest fitted tail shape (GEV estimators)
+    and gradient norm over its training steps."""
+    n = s["N"]
+    lines = [f"{'run':<20} {f'best-of-{n}':>11} {'P(mode B)':>10} {'P(invalid)':>11} {'max tea/xi':>11} {'max grad norm':>14}"]
+    for name, v in sorted(res.items(), key=lambda kv: (s["estimators"].index(kv[1]["estimator"]), kv[1]["seed"])):
+        f = _final(v)
+        xi = [t["tea/xi"] for t in v["train"] if "tea/xi" in t]
+        grad = [t["actor/grad_norm"] for t in v["train"] if "actor/grad_norm" in t]
+        lines.append(f"{name:<20} {f['best'][n - 1]:>+11.3f} {f['p_B']:>10.2f} {f['p_other']:>11.2f} "
+                     f"{(f'{max(xi):+.2f}' if xi else '-'):>11} {(f'{max(grad):.1f}' if grad else '-'):>14}")
+    return "\n".join(lines)
+
+
+def plot(res: dict, s: dict, path: str, default_reward: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = s["N"]
+    fig, (ax1, ax3, ax2) = plt.subplots(1, 3, figsize=(16, 4.4))
+    colors = {e: f"C{i}" for i, e in enumerate(ESTIMATORS)}
+    for est in s["estimators"]:
+        runs = [v for v in res.values() if v["estimator"] == est]
+        steps = sorted({int(k) for v in runs for k in v["val"]})
+        ys = np.array([[v["val"][str(t)]["best"][n - 1] for t in steps] for v in runs])
+        mean = ys.mean(0)
+        ax1.plot(steps, mean, "-o", ms=3, color=colors[est], label=LABELS[est])
+        for key, style in (("p_B", "-"), ("p_other", ":")):
+            frac = np.array([[v["val"][str(t)][key] for t in steps] for v in runs]).mean(0)
+            ax3.plot(steps, frac, style, color=colors[est], label=LABELS[est] if key == "p_B" else None)
+        if len(runs) > 1:
+            se = ys.std(0, ddof=1) / math.sqrt(len(runs))
+            ax1.fill_between(steps, mean - se, mean + se, color=colors[est], alpha=0.2)
+        last = np.array([v["val"][max(v["val"], key=int)]["best"] for v in runs]).mean(0)
+        ax2.plot(np.arange(1, last.size + 1), last, color=colors[est], label=LABELS[est])
+    if default_reward:
+        ks = np.arange(1, s["val_n"] + 1)
+        for mode, style in (("A", ":"), ("B", "--")):
+            ax2.plot(ks, [pure_best_of(mode, k) for k in ks], style, color="gray", label=f"pure mode {mode} (exact)")
+            ax1.axhline(pure_best_of(mode, n), ls=style, color="gray", lw=1)
+    ax1.set_xlabel("training step")
+    ax1.set_ylabel(f"exact best-of-{n} (validation)")
+    ax1.set_title(f"best-of-{n} during training (mean ± s.e., {s['seeds']} seed{'s' if s['seeds'] > 1 else ''})")
+    ax3.set_xlabel("training step")
+    ax3.set_ylabel("fraction of validation answers")
+    ax3.set_ylim(-0.02, 1.02)
+    ax3.set_title("in mode B (solid) and invalid (dotted)")
+    ax2.set_xscale("log", base=2)
+    ax2.set_xlabel("k")
+    ax2.set_ylabel("exact best-of-k")
+    ax2.set_title("best-of-k curve at the end")
+    ax2.legend(fontsize=7)
+    ax1.legend(fontsize=7)
+    fig.suptitle(f"tiny LM through verl's trainer on the CPU: m = {s['m']} rollouts, deployment best-of-{n}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") -> int:
+    from tea_verl.smoke import _parse_reward_fn, _run
+
+    from tea_verl.cli import quiet_verl
+
+    quiet_verl()
+    args = _parser(prog).parse_args(argv)
+    s = _settings(args)
+    reward = _parse_reward_fn(args.reward_fn) if args.reward_fn else ("pkg://tea_verl.lm", "spread_reward")
+    default_reward = args.reward_fn is None
+    started = time.time()
+    out = os.path.abspath(args.out)
+    ray_tmp = tempfile.mkdtemp(prefix="tea-lm-ray-")
+    try:
+        for sub in ("val", "metrics"):
+            shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
+        os.makedirs(out, exist_ok=True)
+        runs = _compose_all(s, out, reward, ray_tmp)  # every config composes before any work
+        n_runs = len(runs)
+        print(f"[lm] {n_runs} runs: {','.join(s['estimators'])} x {s['seeds']} seed(s); m = {s['m']}, N = {s['N']}, "
+              f"{s['steps']} steps of {s['batch']} prompts, validation every {s['val_every']} steps with {s['val_n']} samples "
+              f"per prompt; reward {reward[0]}:{reward[1]}", flush=True)
+        warm = {}
+        for seed in range(s["seeds"]):
+            t0 = time.time()
+            warm[seed] = build_assets(os.path.join(out, "assets", f"seed{seed}"), seed)
+            p = warm[seed]["first_word_prob"]
+            print(f"[lm] seed {seed}: warm start in {time.time() - t0:.0f} s, P(first word safe) {p['safe']:.2f}, maybe {p['maybe']:.2f}", flush=True)
+        from tea_verl.preflight import check
+
+        for r in runs:
+            problems = check(r["cfg"])
+            if problems:
+                raise LMError(f"run {r['name']}: the config would fail in verl:\n" + "\n".join(f"  - {p}" for p in problems))
+        plan_path = os.path.join(out, "plan.json")
+        with open(plan_path, "w") as f:
+            json.dump({"settings": s, "runs": [{k: r[k] for k in ("name", "estimator", "seed", "overrides")} for r in runs]}, f, indent=1)
+        env = dict(os.environ)
+        env.pop("VERL_FILE_LOGGER_PATH", None)
+        modules = [x for x in env.get("VERL_USE_EXTERNAL_MODULES", "").split(",") if x and x != "tea_verl.cpu"]
+        env.update(
+            VERL_PLATFORM="cpu",
+            VERL_USE_EXTERNAL_MODULES=",".join(["tea_verl.cpu", *modules]),
+            VERL_FILE_LOGGER_ROOT=os.path.join(out, "metrics"),
+            RAY_AUTH_MODE=env.get("RAY_AUTH_MODE", "disabled"),
+            RAY_USAGE_STATS_ENABLED="0",
+            RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+            TOKENIZERS_PARALLELISM="false",
+            HYDRA_FULL_ERROR="0",
+        )
+        log_path = os.path.join(out, "lm.log")
+        print(f"[lm] starting Ray once for all runs (about a minute on 2 cores); full log: {log_path}", flush=True)
+        state = {"run": "", "t0": time.time()}
+
+        def on_line(line: str) -> None:
+            mt = re.search(r"\[lm\] run (\d+)/(\d+) (\S+): (.*)$", line)
+            if mt:
+                state["run"] = mt[3]
+                print(f"[lm] {time.time() - started:6.0f} s  run {mt[1]}/{mt[2]} {mt[3]}: {mt[4]}", flush=True)
+                return True
+            return False
+
+        def progress(step, total, rest, elapsed):
+            best = re.search(rf"exact_best@{s['N']}/mean:([-\d.e+]+)", rest)
+            score = re.search(r"critic/score/mean:([-\d.e+]+)", rest)
+            if best or step == total:
+                parts = ([f"reward mean {float(score[1]):+.3f}"] if score else []) + (
+                    [f"validation best-of-{s['N']} {float(best[1]):+.3f}"] if best else [])
+                print(f"[lm] {time.time() - started:6.0f} s  {state['run']} step {step}/{total}: {', '.join(parts)}", flush=True)
+
+        cmd = [sys.executable, "-m", "tea_verl.lm", "--child", plan_path]
+        rc = _run(cmd, env, log_path, s["steps"], args.timeout, ray_tmp, progress, on_line=on_line)
+        if rc != 0:
+            from tea_verl.smoke import _last_error
+
+            raise LMError(f"the runs failed (exit {rc}) during {state['run'] or 'start-up'}: {_last_error(log_path)}  Full log: {log_path}")
+        res = collect(out, runs)
+        summary = summarize(res, s)
+        table = format_table(summary, s, default_reward)
+        png = os.path.join(out, "lm.png")
+        plot(res, s, png, default_reward)
+        result = {"settings": s, "reward_fn": f"{reward[0]}:{reward[1]}", "warm_start": warm, "summary": summary,
+                  "runs": res, "wall_s": round(time.time() - started, 1),
+                  "pure_modes": {mode: {str(k): pure_best_of(mode, k) for k in (1, s["m"], s["N"])} for mode in "AB"} if default_reward else None}
+        with open(os.path.join(out, "lm.json"), "w") as f:
+            json.dump(result, f, indent=1)
+        print()
+        print(f"tiny LM through verl's trainer (CPU): m = {s['m']}, deployment best-of-{s['N']}, {s['steps']} steps, "
+              f"final validation ({s['val_n']} samples x {_final(next(iter(res.values())))['prompts']} prompts), "
+              f"mean ± s.e. over {s['seeds']} seed(s)")
+        print(table)
+        print()
+        print(format_trajectory(res, s))
+        print()
+        print(format_runs(res, s))
+        print(f"\nplot: {png}   data: {os.path.join(out, 'lm.json')}")
+        if s["seeds"] == 1:
+            print("one seed: no standard errors. Over 3 seeds (README, 'A language model, through verl's own trainer') "
+                  "the GEV estimators ended with only invalid answers in 4 of 6 runs.")
+        print(f"total {time.time() - started:.0f} s")
+        return 0
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--child"]:
+        return _child(argv[1])
+    try:
+        return run(argv, prog)
+    except SmokeError as exc:  # LMError and the smoke helpers' errors
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\n[lm] interrupted; Ray and verl's workers were stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

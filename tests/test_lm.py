@@ -1,0 +1,149 @@
+"""The tiny-LM experiment (tea_verl.lm, ``python -m benchmarks.lm``, ``tea-verl demo --lm``): the
+task's reward and its exact best-of-n values, the warm start, input errors, and one short real
+run of two estimators through verl's trainer on the CPU in one Ray session."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tea_verl import lm
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _answer(mode_word: str, digits) -> str:
+    return " ".join([mode_word] + [lm.DIGIT_WORDS[int(d)] for d in digits])
+
+
+def test_reward_reads_the_generated_words():
+    a = _answer("safe", [3, 1, 4, 1, 5, 9])
+    b = _answer("maybe", [3, 1, 4, 1, 5, 9])
+    z = lm.luck("three one four one five nine")
+    assert lm.spread_reward(solution_str=a) == pytest.approx(0.0 + 0.5 * z)
+    assert lm.spread_reward(solution_str=b) == pytest.approx(-0.8 + 1.0 * z)
+    assert lm.mode_of(a) == "A" and lm.mode_of(b) == "B"
+    # the same words score the same: a deterministic function of the tokens, no hidden label
+    assert lm.spread_reward(solution_str=" " + b + " ") == lm.spread_reward(solution_str=b)
+    for bad in ("", "safe", "safe one two", "maybe one two three four five six seven", "yes one two three four five six",
+                "safe one two three four five code"):
+        assert lm.spread_reward(solution_str=bad) == lm.INVALID_REWARD
+        assert lm.mode_of(bad) is None
+
+
+def test_luck_is_standard_normal_over_distinct_strings():
+    from scipy import stats
+
+    z = np.array([lm.luck(_answer("safe", f"{i:06d}")[5:]) for i in range(20000)])
+    assert abs(z.mean()) < 4 / math.sqrt(z.size)
+    assert abs(z.std() - 1) < 4 * math.sqrt(0.5 / z.size)
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+
+
+def test_pure_best_of_matches_monte_carlo_on_the_reward_itself():
+    rng = np.random.default_rng(11)
+    reps = 600
+    for mode, word in (("A", "safe"), ("B", "maybe")):
+        for n in (1, 8, 64):
+            best = np.array([max(lm.spread_reward(solution_str=_answer(word, rng.integers(10, size=6))) for _ in range(n)) for _ in range(reps)])
+            se = best.std(ddof=1) / math.sqrt(reps)
+            assert abs(best.mean() - lm.pure_best_of(mode, n)) < 4 * se, (mode, n, best.mean(), lm.pure_best_of(mode, n), se)
+
+
+def test_the_trade_off_is_real():
+    a = {n: lm.pure_best_of("A", n) for n in (1, 8, 64)}
+    b = {n: lm.pure_best_of("B", n) for n in (1, 8, 64)}
+    assert a[1] > b[1] and a[8] > b[8]  # the mean and best-of-m prefer the safe mode
+    assert b[64] > a[64] + 0.3  # best-of-64 prefers the spread mode
+    assert b[64] == pytest.approx(1.544, abs=2e-3) and a[64] == pytest.approx(1.172, abs=2e-3)
+
+
+def test_warm_start_samples_both_modes_in_the_task_form(tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    info = lm.build_assets(str(tmp_path), seed=0)
+    p = info["first_word_prob"]
+    assert 0.3 < p["safe"] < 0.7 and 0.3 < p["maybe"] < 0.7 and p["safe"] + p["maybe"] > 0.9
+    tok = AutoTokenizer.from_pretrained(tmp_path / "model")
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
+    ids = tok.apply_chat_template([{"role": "user", "content": lm.prompts()[1][0]}], add_generation_prompt=True, return_tensors="pt")
+    ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+    torch.manual_seed(0)
+    out = model.generate(ids.repeat(64, 1), do_sample=True, max_new_tokens=lm.FREE_LEN + 4, pad_token_id=tok.pad_token_id)
+    texts = [tok.decode(r[ids.shape[1]:], skip_special_tokens=True) for r in out]
+    modes = [lm.mode_of(t) for t in texts]
+    assert sum(m is not None for m in modes) >= 56, texts
+    assert modes.count("A") >= 10 and modes.count("B") >= 10
+    assert len(set(texts)) == len(texts)  # the digit strings are distinct: the exact values apply
+    assert os.path.exists(tmp_path / "train.parquet") and os.path.exists(tmp_path / "val.parquet")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--N", "8"], "--N 8 is not above --m 8"),
+        (["--estimators", "grpo,ppo"], "unknown ['ppo']"),
+        (["--estimators", "grpo,grpo"], "lists one twice"),
+        (["--val-n", "32"], "--val-n 32 is below --N 64"),
+        (["--estimators", "tea", "--m", "4", "--N", "32"], "rollout.n >= 5"),
+        (["--seeds", "0"], "--seeds must be >= 1"),
+        (["--reward-fn", "no_such_file.py:score"], "does not exist"),
+        (["--reward-fn", "no_colon"], "path.py:function"),
+    ],
+)
+def test_bad_input_is_one_clear_error_before_any_work(argv, message, tmp_path, capsys):
+    assert lm.main(argv + ["--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err, err
+    assert not os.path.exists(tmp_path / "o" / "assets")  # nothing built
+
+
+def test_demo_lm_help_lists_the_experiment_options():
+    r = subprocess.run([sys.executable, "-m", "tea_verl.cli", "demo", "--lm", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and "--reward-fn" in r.stdout and "tea-verl demo --lm" in r.stdout
+
+
+REWARD = """
+from tea_verl.lm import spread_reward
+
+def shifted(data_source=None, solution_str="", ground_truth=None, extra_info=None, **kwargs):
+    return 2.0 * spread_reward(solution_str=solution_str) + 1.0
+"""
+
+
+def test_two_estimators_train_through_verls_trainer_in_one_ray_session(tmp_path, capsys):
+    """grpo and tea_gev, 1 seed, 2 steps each, with a user reward function: both runs train, are
+    validated before and after with the user's reward, and are summarised in lm.json and lm.png."""
+    fn = tmp_path / "my_reward.py"
+    fn.write_text(REWARD)
+    out = tmp_path / "out"
+    rc = lm.main(["--estimators", "grpo,tea_gev", "--seeds", "1", "--steps", "2", "--val-every", "2",
+                  "--reward-fn", f"{fn}:shifted", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0, open(out / "lm.log").read()[-3000:]
+    res = json.load(open(out / "lm.json"))
+    assert set(res["runs"]) == {"grpo_s0", "tea_gev_s0"}
+    assert res["pure_modes"] is None  # a user reward: the shipped task's exact values do not apply
+    log = open(out / "lm.log").read()
+    assert log.count("[lm] run 1/2 grpo_s0: done") == 1 and log.count("[lm] run 2/2 tea_gev_s0: done") == 1
+    for name, run in res["runs"].items():
+        assert sorted(run["val"], key=int) == ["0", "2"]
+        for v in run["val"].values():
+            assert v["p_A"] + v["p_B"] + v["p_other"] == pytest.approx(1.0)
+            assert len(v["best"]) == 64 and np.all(np.diff(v["best"]) >= -1e-9)
+        assert [t["step"] for t in run["train"] if "critic/advantages/max" in t] == [1, 2]
+        assert all(t["critic/advantages/max"] > 0 for t in run["train"] if "critic/advantages/max" in t)
+        # the validation scores are the user's function of the generated words
+        rows = [json.loads(x) for x in open(out / "val" / name / "2.jsonl")]
+        for row in rows[:50]:
+            assert row["score"] == pytest.approx(2.0 * lm.spread_reward(solution_str=row["output"]) + 1.0, abs=1e-5)
+    assert os.path.getsize(out / "lm.png") > 10_000
+    assert "TEA-GEV" in text and "GRPO (mean reward)" in text and "tea_gev - grpo at best-of-64" in text
+    assert "pure mode" not in text
