@@ -554,10 +554,10 @@ def run(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") ->
     out = os.path.abspath(args.out)
     ray_tmp = tempfile.mkdtemp(prefix="tea-lm-ray-")
     try:
-        for sub in ("val", "metrics"):
+        runs = _compose_all(s, out, reward, ray_tmp)  # every config composes before any work
+        for sub in ("val", "metrics"):  # a previous run's results, once this one can start
             shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
         os.makedirs(out, exist_ok=True)
-        runs = _compose_all(s, out, reward, ray_tmp)  # every config composes before any work
         n_runs = len(runs)
         print(f"[lm] {n_runs} runs: {','.join(s['estimators'])} x {s['seeds']} seed(s); m = {s['m']}, N = {s['N']}, "
               f"{s['steps']} steps of {s['batch']} prompts, validation every {s['val_every']} steps with {s['val_n']} samples "
@@ -592,7 +592,7 @@ def run(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") ->
         )
         log_path = os.path.join(out, "lm.log")
         print(f"[lm] starting Ray once for all runs (about a minute on 2 cores); full log: {log_path}", flush=True)
-        state = {"run": "", "t0": time.time()}
+        state = {"run": ""}
 
         def on_line(line: str) -> None:
             mt = re.search(r"\[lm\] run (\d+)/(\d+) (\S+): (.*)$", line)
