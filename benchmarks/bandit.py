@@ -83,12 +83,10 @@ def exact_gradient(task: Task, n: int, eps: float = 1e-5) -> np.ndarray:
 def expected_gradient(task: Task, estimator: str, m: int, n: int, batches: int, seed: int) -> np.ndarray:
     """The estimator's mean policy gradient at the uniform policy, (P, K), over ``batches`` batches."""
     import torch
-    from omegaconf import OmegaConf
 
     from tea_verl.demo import _resolve, advantages_via_verl
 
-    adv_estimator, n_arg, rollouts, keys = _resolve(estimator, m, n)
-    algorithm = OmegaConf.create({"adv_estimator": adv_estimator, "norm_adv_by_std_in_grpo": True, "tea": {"N": n_arg, **keys}})
+    adv_estimator, rollouts, algorithm = _resolve(estimator, m, n)
     P, K = task.mu.shape
     gen = torch.Generator().manual_seed(seed)
     mu, sd = torch.from_numpy(task.mu), torch.from_numpy(task.sd)

@@ -57,26 +57,34 @@ def exact_gradient(pi: np.ndarray, n: int, eps: float = 1e-5) -> np.ndarray:
     return grad
 
 
-def expected_gradient(pi: np.ndarray, estimator: str, m: int, n: int, batches: int, groups: int, seed: int) -> np.ndarray:
-    """The estimator's mean policy gradient in the kind logits at ``pi`` (3,)."""
+def kind_batches(pi: np.ndarray, estimator: str, m: int, n: int, batches: int, groups: int, seed: int):
+    """``batches`` batches of ``groups`` groups of answer kinds drawn from ``pi``, each with its
+    rewards and the estimator's advantages through verl's ``compute_advantage``; yields
+    ``(kinds, rewards, advantages)``, one entry per answer."""
     import torch
-    from omegaconf import OmegaConf
 
     from tea_verl.demo import _resolve, advantages_via_verl
 
-    adv_estimator, n_arg, rollouts, keys = _resolve(estimator, m, n)
-    algorithm = OmegaConf.create({"adv_estimator": adv_estimator, "norm_adv_by_std_in_grpo": True, "tea": {"N": n_arg, **keys}})
+    adv_estimator, rollouts, algorithm = _resolve(estimator, m, n)
     mu, sd = (torch.from_numpy(a[0]) for a in _task())
     gen = torch.Generator().manual_seed(seed)
     p = torch.from_numpy(np.asarray(pi, dtype=np.float64))
     uids = np.array([f"g{g}" for g in range(groups) for _ in range(rollouts)], dtype=object)
-    total = torch.zeros(3, dtype=torch.float64)
     for _ in range(batches):
         kinds = torch.multinomial(p, groups * rollouts, replacement=True, generator=gen)
         rewards = mu[kinds] + sd[kinds] * torch.randn(groups * rollouts, dtype=torch.float64, generator=gen)
-        adv = advantages_via_verl(rewards, uids, adv_estimator, algorithm)
+        yield kinds, rewards, advantages_via_verl(rewards, uids, adv_estimator, algorithm)
+
+
+def expected_gradient(pi: np.ndarray, estimator: str, m: int, n: int, batches: int, groups: int, seed: int) -> np.ndarray:
+    """The estimator's mean policy gradient in the kind logits at ``pi`` (3,)."""
+    import torch
+
+    p = torch.from_numpy(np.asarray(pi, dtype=np.float64))
+    total = torch.zeros(3, dtype=torch.float64)
+    for kinds, _, adv in kind_batches(pi, estimator, m, n, batches, groups, seed):
         score = torch.nn.functional.one_hot(kinds, 3).double() - p  # d log softmax / d logits
-        total += (adv[:, None] * score).sum(0) / (groups * rollouts)
+        total += (adv[:, None] * score).sum(0) / kinds.numel()
     return (total / batches).numpy()
 
 
@@ -117,24 +125,14 @@ def alignment(argv) -> int:
 
 
 def credit_by_rank(pi: np.ndarray, estimator: str, m: int, n: int, batches: int, seed: int):
-    import torch
-    from omegaconf import OmegaConf
-
-    from tea_verl.demo import _resolve, advantages_via_verl
-
-    adv_estimator, n_arg, rollouts, keys = _resolve(estimator, m, n)
-    algorithm = OmegaConf.create({"adv_estimator": adv_estimator, "norm_adv_by_std_in_grpo": True, "tea": {"N": n_arg, **keys}})
-    mu, sd = (torch.from_numpy(a[0]) for a in _task())
-    gen = torch.Generator().manual_seed(seed)
-    p = torch.from_numpy(np.asarray(pi, dtype=np.float64))
+    """Mean credit by rank within the group (1 = best), and the mean credit of invalid answers and
+    of valid answers that are not their group's best, over ``batches`` batches of 64 groups."""
     groups = 64
-    uids = np.array([f"g{g}" for g in range(groups) for _ in range(rollouts)], dtype=object)
+    rollouts = m if estimator != "oracle" else n
     sums, counts = np.zeros(rollouts), np.zeros(rollouts)
     inv, rest = [], []
-    for _ in range(batches):
-        kinds = torch.multinomial(p, groups * rollouts, replacement=True, generator=gen)
-        rewards = mu[kinds] + sd[kinds] * torch.randn(groups * rollouts, dtype=torch.float64, generator=gen)
-        adv = advantages_via_verl(rewards, uids, adv_estimator, algorithm).numpy().reshape(groups, rollouts)
+    for kinds, rewards, adv in kind_batches(pi, estimator, m, n, batches, groups, seed):
+        adv = adv.numpy().reshape(groups, rollouts)
         r = rewards.numpy().reshape(groups, rollouts)
         rank = np.argsort(np.argsort(-r, 1), 1)
         for k in range(rollouts):
@@ -155,7 +153,6 @@ def policy_alignment(argv) -> int:
     import tempfile
 
     import torch
-    from omegaconf import OmegaConf
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tea_verl import lm
@@ -207,8 +204,7 @@ def policy_alignment(argv) -> int:
     P, S = len(prompts), args.samples
 
     def gradient(estimator: str, half: int | None = None) -> torch.Tensor:
-        adv_estimator, n_arg, rollouts, keys = _resolve(estimator, args.m, args.N)
-        algorithm = OmegaConf.create({"adv_estimator": adv_estimator, "norm_adv_by_std_in_grpo": True, "tea": {"N": n_arg, **keys}})
+        adv_estimator, rollouts, algorithm = _resolve(estimator, args.m, args.N)
         idx = torch.arange(P * S).view(P, S)
         if half is not None:
             idx = idx[:, half * S // 2:(half + 1) * S // 2]

@@ -96,15 +96,21 @@ def best_of_normal(mu: float, sd: float, n: int) -> float:
     return float(best_of_mixture(np.ones((1, 1)), np.array([[mu]]), np.array([[sd]]), n)[0])
 
 
-def _resolve(estimator: str, m: int, n: int) -> tuple[str, int, int, dict]:
-    """Display name -> (verl estimator name, algorithm.tea.N, rollouts per prompt, extra tea keys)."""
+def _resolve(estimator: str, m: int, n: int):
+    """Display name -> (verl estimator name, rollouts per prompt, the ``algorithm`` config of a verl
+    run with that estimator: ``algorithm.tea.N``, extra tea keys, verl's default std normalisation)."""
+    from omegaconf import OmegaConf
+
+    keys: dict = {}
     if estimator == "oracle":
-        return "bon", n, n, {}
-    if estimator.startswith(("tea_gev@", "prefix_tea_gev@")):  # another smoothing, e.g. "tea_gev@0.01"
+        name, n_arg, rollouts = "bon", n, n
+    elif estimator.startswith(("tea_gev@", "prefix_tea_gev@")):  # another smoothing, e.g. "tea_gev@0.01"
         name, value = estimator.split("@", 1)
-        return name, n, m, {"smoothing": float(value)}
-    name, n_arg = resolve(estimator, m, n)
-    return name, n_arg, m, {}
+        n_arg, rollouts, keys = n, m, {"smoothing": float(value)}
+    else:
+        (name, n_arg), rollouts = resolve(estimator, m, n), m
+    algorithm = OmegaConf.create({"adv_estimator": name, "norm_adv_by_std_in_grpo": True, "tea": {"N": n_arg, **keys}})
+    return name, rollouts, algorithm
 
 
 def advantages_via_verl(rewards: torch.Tensor, uids: np.ndarray, adv_estimator: str, algorithm) -> torch.Tensor:
@@ -128,10 +134,7 @@ def advantages_via_verl(rewards: torch.Tensor, uids: np.ndarray, adv_estimator: 
 def train(task: Task, estimator: str, m: int, n: int, steps: int, lr: float, seed: int, checkpoints=(), on_step=None):
     """Train per-prompt softmax policies; returns the probabilities (P, K) after each checkpoint
     step (or only the final ones when ``checkpoints`` is empty)."""
-    from omegaconf import OmegaConf
-
-    adv_estimator, n_arg, rollouts, keys = _resolve(estimator, m, n)
-    algorithm = OmegaConf.create({"adv_estimator": adv_estimator, "norm_adv_by_std_in_grpo": True, "tea": {"N": n_arg, **keys}})
+    adv_estimator, rollouts, algorithm = _resolve(estimator, m, n)
     gen = torch.Generator().manual_seed(seed)
     P, K = task.mu.shape
     logits = torch.zeros(P, K, dtype=torch.float64, requires_grad=True)
