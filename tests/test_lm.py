@@ -120,7 +120,8 @@ def shifted(data_source=None, solution_str="", ground_truth=None, extra_info=Non
 
 def test_two_estimators_train_through_verls_trainer_in_one_ray_session(tmp_path, capsys):
     """grpo and tea_gev, 1 seed, 2 steps each, with a user reward function: both runs train, are
-    validated before and after with the user's reward, and are summarised in lm.json and lm.png."""
+    validated before and after with the user's reward (identically before training), and are
+    summarised in lm.json and lm.png."""
     fn = tmp_path / "my_reward.py"
     fn.write_text(REWARD)
     out = tmp_path / "out"
@@ -144,6 +145,13 @@ def test_two_estimators_train_through_verls_trainer_in_one_ray_session(tmp_path,
         rows = [json.loads(x) for x in open(out / "val" / name / "2.jsonl")]
         for row in rows[:50]:
             assert row["score"] == pytest.approx(2.0 * lm.spread_reward(solution_str=row["output"]) + 1.0, abs=1e-5)
+    # one seed, one warm start: the two runs sample the same answers before training (the hf_cpu
+    # rollout's per-request streams), so their step-0 validations agree exactly
+    step0 = [sorted((r["input"], r["output"]) for r in map(json.loads, open(out / "val" / name / "0.jsonl")))
+             for name in ("grpo_s0", "tea_gev_s0")]
+    assert step0[0] == step0[1]
+    # (the rows come in another order, so the sums may differ in the last bit)
+    assert res["runs"]["grpo_s0"]["val"]["0"]["best"] == pytest.approx(res["runs"]["tea_gev_s0"]["val"]["0"]["best"], abs=1e-12)
     assert os.path.getsize(out / "lm.png") > 10_000
     assert "TEA-GEV" in text and "GRPO (mean reward)" in text and "tea_gev - grpo at best-of-64" in text
     assert "pure mode" not in text

@@ -10,7 +10,14 @@ its KV cache (temperature, top-k, top-p), in place of the inference engine:
   returns a :class:`TokenOutput` with the sampled ids, their log-probabilities under the
   temperature-scaled policy when asked (what the actor recomputes), the stop reason, and
   ``extra_fields["global_steps"]``. Concurrent requests are collected into one padded batch
-  (same sampling parameters), so a group of n rollouts costs one batched decode.
+  (same sampling parameters), so a group of n rollouts costs one batched decode. Sampling is
+  reproducible: each request draws its tokens from its own random stream, seeded by the
+  rollout seed, the weight version, the prompt and the number of identical requests before it
+  under these weights. A prompt's samples therefore do not depend on how requests arrive or
+  are batched: two runs with one seed and the same weights sample the same answers. Which of a
+  prompt's identical requests gets which answer still follows their arrival (verl 0.9.1 sends
+  no stable per-sample id to this server), so the order of samples within a group, and with it
+  the training updates, can differ between runs.
 * :class:`HFReplica`, the ``RolloutReplica`` whose ``launch_servers`` starts that actor beside the
   replica's first worker and sets ``servers``, ``_server_handle`` and ``_server_address`` (a
   router key only: no HTTP).
@@ -25,6 +32,7 @@ Not for real training: no paged KV cache, no continuous batching, no tensor para
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import threading
 from typing import Any
@@ -61,13 +69,14 @@ class HFRolloutServer:
         eos = self.model.generation_config.eos_token_id
         eos = tok.eos_token_id if eos is None else eos
         self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else []))
-        self.generator = torch.Generator().manual_seed(int(getattr(config, "seed", 0)) + 1000 * replica_rank)
+        self.seed = int(getattr(config, "seed", 0) or 0) + 1000 * replica_rank
+        self._draws: dict[tuple[int, ...], int] = {}  # identical requests so far under these weights
         self.global_steps = None
         self.weight_version = 0
         self._weight_log = os.environ.get("TEA_CPU_WEIGHT_LOG")
         self._initial = None
         self._lock = threading.Lock()  # one forward at a time (generation and weight loading)
-        self._pending: list[tuple[tuple, list[int], asyncio.Future]] = []  # (sampling key, prompt ids, result)
+        self._pending: list[tuple[tuple, list[int], int, asyncio.Future]] = []  # (sampling key, prompt ids, stream seed, result)
         self._wakeup: asyncio.Event | None = None
         self._loop_task = None
 
@@ -84,8 +93,9 @@ class HFRolloutServer:
         top_k = int(sp.get("top_k", -1) if sp.get("top_k") is not None else -1)
         want_logprobs = bool(sp.get("logprobs", False))
         key = (temperature, top_p, top_k, max_tokens)
+        prompt = [int(t) for t in prompt_ids]
         fut = asyncio.get_running_loop().create_future()
-        self._pending.append((key, [int(t) for t in prompt_ids], fut))
+        self._pending.append((key, prompt, self._stream_seed(prompt), fut))
         self._ensure_loop()
         self._wakeup.set()
         token_ids, log_probs = await fut
@@ -95,6 +105,15 @@ class HFRolloutServer:
             stop_reason="completed",  # an eos or the length budget, as vLLM's "stop" and "length"
             extra_fields={"global_steps": self.global_steps, "weight_version": self.weight_version},
         )
+
+    def _stream_seed(self, prompt: list[int]) -> int:
+        """The seed of one request's random stream: (rollout seed, weight version, prompt, how many
+        identical requests came before it under these weights), hashed to 63 bits."""
+        key = tuple(prompt)
+        k = self._draws.get(key, 0)
+        self._draws[key] = k + 1
+        text = f"{self.seed}:{self.weight_version}:{k}:" + ",".join(map(str, prompt))
+        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
 
     def _ensure_loop(self):
         if self._loop_task is None:
@@ -112,18 +131,18 @@ class HFRolloutServer:
                 ids = {id(p) for p in batch}
                 self._pending = [p for p in self._pending if id(p) not in ids]
                 try:
-                    results = await asyncio.to_thread(self._generate_batch, key, [p[1] for p in batch])
+                    results = await asyncio.to_thread(self._generate_batch, key, [p[1] for p in batch], [p[2] for p in batch])
                 except Exception as exc:  # noqa: BLE001 - handed to every waiting request
                     for p in batch:
-                        if not p[2].done():
-                            p[2].set_exception(exc)
+                        if not p[3].done():
+                            p[3].set_exception(exc)
                     continue
                 for p, res in zip(batch, results):
-                    if not p[2].done():
-                        p[2].set_result(res)
+                    if not p[3].done():
+                        p[3].set_result(res)
 
     @torch.no_grad()
-    def _generate_batch(self, key, prompts: list[list[int]]):
+    def _generate_batch(self, key, prompts: list[list[int]], seeds: list[int]):
         temperature, top_p, top_k, max_tokens = key
         with self._lock:
             width = max(len(p) for p in prompts)
@@ -132,8 +151,11 @@ class HFRolloutServer:
             for i, p in enumerate(prompts):  # left padding
                 input_ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
                 attn[i, width - len(p):] = 1
+            # each row's uniforms for all its tokens, from its own stream
+            uniforms = torch.stack([torch.rand(max_tokens, dtype=torch.float64, generator=torch.Generator().manual_seed(s))
+                                    for s in seeds])
             tokens, logps, done = _sample(self.model, input_ids, attn, max_tokens, temperature, top_p, top_k,
-                                          self.eos_ids, self.generator)
+                                          self.eos_ids, uniforms)
         out = []
         for i in range(len(prompts)):
             n = int(done[i]) if done[i] >= 0 else max_tokens
@@ -153,6 +175,7 @@ class HFRolloutServer:
                     raise ValueError(f"weight sync: {name} has shape {tuple(tensor.shape)}, the rollout model {tuple(own[name].shape)}")
                 own[name].copy_(tensor.to(own[name].dtype))
             self.weight_version += 1
+            self._draws.clear()
         if global_steps is not None:
             self.global_steps = global_steps
         if self._weight_log:
@@ -207,8 +230,9 @@ class HFRolloutServer:
         return None
 
 
-def _sample(model, input_ids, attn, max_tokens, temperature, top_p, top_k, eos_ids, generator):
-    """Autoregressive sampling with a KV cache.
+def _sample(model, input_ids, attn, max_tokens, temperature, top_p, top_k, eos_ids, uniforms):
+    """Autoregressive sampling with a KV cache; row i's token t is drawn by inverse CDF with the
+    uniform ``uniforms[i, t]`` (B, max_tokens), so a row's tokens do not depend on the other rows.
 
     Returns ``tokens`` (B, T), ``logps`` (B, T) the log-probability of each sampled token under
     ``softmax(logits / temperature)`` (the distribution verl's actor recomputes; greedy decoding
@@ -240,7 +264,9 @@ def _sample(model, input_ids, attn, max_tokens, temperature, top_p, top_k, eos_i
                 drop = cum - torch.softmax(sorted_logits, -1) > top_p
                 sorted_logits[drop] = float("-inf")
                 filt = torch.full_like(filt, float("-inf")).scatter(-1, order, sorted_logits)
-            nxt = torch.multinomial(torch.softmax(filt, -1), 1, generator=generator).squeeze(-1)
+            cdf = torch.softmax(filt, -1).double().cumsum(-1)
+            nxt = torch.searchsorted(cdf, (uniforms[:, t] * cdf[:, -1])[:, None], right=True).squeeze(-1)
+            nxt = nxt.clamp_max(cdf.shape[-1] - 1)
         else:
             logp_all = torch.log_softmax(logits, dim=-1)
             nxt = logits.argmax(-1)
