@@ -44,7 +44,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from tea_verl.smoke import SmokeError
+from tea_verl.smoke import SmokeError, _read_jsonl, exit_status
 
 MODE_WORDS = {"safe": "A", "maybe": "B"}
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -350,22 +350,28 @@ def read_validation(path: str) -> dict:
     """From one verl validation dump: the exact best-of-k curve (k = 1..n, averaged over prompts)
     and the fraction of samples in each mode."""
     from tea_verl.bon_metrics import summarize_curves
-    from tea_verl.report import read_samples
+    from tea_verl.report import read_jsonl_rows, samples_from_rows
 
-    samples = read_samples(path)
+    rows = read_jsonl_rows(path)  # read once: the scores for the curve, the outputs for the modes
+    samples = samples_from_rows(rows, path)
     groups: dict[str, list[float]] = {}
     for uid, x in zip(samples.uid, samples.selection):
         groups.setdefault(uid, []).append(float(x))
     curve = summarize_curves(DATA_SOURCE, [(np.asarray(v), None) for v in groups.values()])
+    outputs = [str(row.get("output", "")) for _, row in rows]
     modes = {"A": 0, "B": 0, None: 0}
-    with open(path) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    for row in rows:
-        modes[mode_of(row.get("output", ""))] += 1
-    n = max(len(rows), 1)
-    distinct = len({str(row.get("output", "")).strip() for row in rows}) / n
+    for text in outputs:
+        modes[mode_of(text)] += 1
+    n = max(len(outputs), 1)
+    distinct = len({text.strip() for text in outputs}) / n
     return {"best": curve.best_mean.tolist(), "prompts": curve.num_prompts, "p_A": modes["A"] / n,
             "p_B": modes["B"] / n, "p_other": modes[None] / n, "distinct": distinct}
+
+
+# verl's step metrics kept per run
+TRAIN_KEYS = ("critic/score/mean", "critic/advantages/mean", "critic/advantages/max", "critic/advantages/min",
+              "tea/credit_mean", "tea/credit_std", "tea/xi", "actor/pg_clipfrac", "actor/grad_norm",
+              "actor/entropy", "timing_s/step")
 
 
 def collect(out: str, runs: list[dict]) -> dict:
@@ -378,17 +384,8 @@ def collect(out: str, runs: list[dict]) -> dict:
         if not vals:
             raise LMError(f"run {name} left no validation dumps in {os.path.join(out, 'val', name)}; see {os.path.join(out, 'lm.log')}")
         metrics_path = os.path.join(out, "metrics", "metrics", f"{name}.jsonl")
-        steps = []
-        if os.path.exists(metrics_path):
-            with open(metrics_path) as f:
-                for line in f:
-                    if line.strip():
-                        row = json.loads(line)
-                        d = row["data"]
-                        steps.append({"step": row["step"], **{k: d[k] for k in (
-                            "critic/score/mean", "critic/advantages/mean", "critic/advantages/max", "critic/advantages/min",
-                            "tea/credit_mean", "tea/credit_std", "tea/xi", "actor/pg_clipfrac", "actor/grad_norm",
-                            "actor/entropy", "timing_s/step") if k in d}})
+        steps = [{"step": row["step"], **{k: row["data"][k] for k in TRAIN_KEYS if k in row["data"]}}
+                 for row in _read_jsonl(metrics_path)]  # verl's file logger; no file: no steps
         res[name] = {"estimator": r["estimator"], "seed": r["seed"], "val": {str(k): v for k, v in vals.items()}, "train": steps}
     return res
 
@@ -649,14 +646,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") -
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--child"]:
         return _child(argv[1])
-    try:
-        return run(argv, prog)
-    except SmokeError as exc:  # LMError and the smoke helpers' errors
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\n[lm] interrupted; Ray and verl's workers were stopped", file=sys.stderr)
-        return 130
+    return exit_status(lambda: run(argv, prog), "lm")  # LMError is a SmokeError
 
 
 if __name__ == "__main__":

@@ -126,7 +126,8 @@ def _from_rows(rows: list[tuple[str, dict]], origin: str, verl_dump: bool) -> Sa
     return Samples(ds, uids, np.asarray(sel, dtype=np.float64), gold, origin=origin, dropped_duplicates=dropped)
 
 
-def _read_jsonl(path: str) -> list[tuple[str, dict]]:
+def read_jsonl_rows(path: str) -> list[tuple[str, dict]]:
+    """The rows of a JSONL file as ``(path:line, row)`` pairs; a bad line is a ReportError."""
     rows = []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
@@ -176,11 +177,17 @@ def read_samples(path: str, step: int | None = None) -> Samples:
     if path.endswith(".parquet"):
         rows = _read_parquet(path)
     elif path.endswith((".jsonl", ".json")):
-        rows = _read_jsonl(path)
+        rows = read_jsonl_rows(path)
     else:
         raise ReportError(f"{path}: unknown format; expected .jsonl or .parquet (or a verl validation_data_dir)")
+    return samples_from_rows(rows, path)
+
+
+def samples_from_rows(rows: list[tuple[str, dict]], origin: str) -> Samples:
+    """Samples from rows already read (``(where, row)`` pairs, as :func:`read_jsonl_rows` gives),
+    for a caller that also needs other fields of the rows, such as a verl dump's ``output``."""
     verl_dump = bool(rows) and isinstance(rows[0][1], dict) and {"input", "output", "step"} <= rows[0][1].keys()
-    return _from_rows(rows, path, verl_dump)
+    return _from_rows(rows, origin, verl_dump)
 
 
 def samples_from_verl(data_sources, sample_uids, infos: dict[str, list]) -> Samples:

@@ -529,15 +529,21 @@ def _last_error(log_path: str) -> str:
     return (lines[-1] if lines else "no output")[:400]
 
 
-def main(argv: list[str] | None = None) -> int:
+def exit_status(body, tag: str) -> int:
+    """Run a command's body (whose cleanup stops Ray and the workers) and map its outcome to the
+    exit status: a SmokeError is one ``error:`` line and 2, Ctrl-C is 130."""
     try:
-        return run(argv)
+        return body()
     except SmokeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\n[smoke] interrupted; Ray and verl's workers were stopped", file=sys.stderr)
+        print(f"\n[{tag}] interrupted; Ray and verl's workers were stopped", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return exit_status(lambda: run(argv), "smoke")
 
 
 if __name__ == "__main__":
