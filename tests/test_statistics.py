@@ -124,3 +124,38 @@ def test_spread_valuation_needs_credit_that_falls_somewhere(xi):
     for w in (E.tea_weights(m, n, xi), E.prefix_tea_weights(m, n, xi)):
         assert 0.85 <= float((w * phi_gev(xi, k.numpy())).sum() / phi_gev(xi, [n])[0]) <= 1.2
         assert float((k * w * u ** (k - 1)).sum(1).min()) < 0
+
+
+def test_isotonic_projection_of_the_design_benchmark():
+    # benchmarks/design.py, section isotonic (docs/estimators.md section 10): each group's credit is
+    # projected onto the credits that never fall as the reward rises. The projection must keep each
+    # group's credit sum, give equal rewards equal credit, never let a lower reward get more credit,
+    # and leave credit that is already monotone (bon with N = m) as it was.
+    from benchmarks.design import isotonic_rank_credit
+
+    gen = torch.Generator().manual_seed(7)
+    m, groups = 8, 64
+    scores = torch.randn(groups * m, generator=gen, dtype=torch.float64)
+    scores[::m] = scores[1::m]  # a tie in every group
+    scores[2::m] = -10.0  # a catastrophic answer in every group
+    ids = torch.arange(groups).repeat_interleave(m)
+    layout = E.group_layout(ids)
+    padded = layout.pad(scores)
+    omega, gamma = E.prefix_to_rank_weights(E.tea_weights(m, 64, -0.3))
+    omega = omega.expand(groups, -1).contiguous()
+    gamma = torch.full((groups,), gamma, dtype=torch.float64)
+    raw = E.rank_credit(padded, layout, omega, gamma)
+    fit = isotonic_rank_credit(padded, layout, omega, gamma)
+    assert torch.allclose(fit.sum(1), raw.sum(1), atol=1e-9)
+    order = torch.argsort(padded, dim=1, stable=True)
+    assert bool((torch.diff(torch.gather(fit, 1, order), dim=1) >= -1e-9).all())
+    assert torch.allclose(fit[:, 0], fit[:, 1], atol=1e-9)
+    # the raw credit is not monotone there: in every group the catastrophic answer gets more than
+    # some better answer; projected, it gets the group's least credit
+    others = torch.cat([raw[:, :2], raw[:, 3:]], 1)
+    assert bool((raw[:, 2] > others.min(1).values).all())
+    assert bool((fit[:, 2] <= fit.min(1).values + 1e-9).all())
+    om, ga = E.bon_weights(m, m)
+    om = om.expand(groups, -1).contiguous()
+    ga = torch.full((groups,), ga, dtype=torch.float64)
+    assert torch.allclose(isotonic_rank_credit(padded, layout, om, ga), E.rank_credit(padded, layout, om, ga), atol=1e-12)
