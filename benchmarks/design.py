@@ -325,11 +325,23 @@ ORIGINAL_PREFIX_WEIGHTS = E.prefix_tea_weights
 ORIGINAL_RANK_CREDIT = E.rank_credit
 
 
-def section_prefix_variants(m: int = 8, n: int = 64):
-    import verl  # noqa: F401
-
+def _normal_and_bandits(estimator: str, m: int, n: int) -> tuple[dict, dict]:
+    """The end-to-end measurements of a weight or credit variant: SVR and rho on the normal law
+    (40 batches of 512 prompts), and the no-regret ("random") and mismatch bandit scores after
+    1000 steps (3 seeds, 96 prompts)."""
     from benchmarks.bandit import run
     from tea_verl.quality import measure
+
+    r = measure(LAWS["normal"], m, n, estimator, groups=512, batches=40, seed=0)
+    scores = {}
+    for task in ("random", "mismatch"):
+        res = run(task, m, n, [estimator], 3, 96, [1000], 0.05, progress=False)
+        scores[task] = float(np.mean(res[estimator][0]))
+    return r, scores
+
+
+def section_prefix_variants(m: int = 8, n: int = 64):
+    import verl  # noqa: F401
 
     variants = {
         "shipped (flat in the bulk)": ORIGINAL_PREFIX_WEIGHTS,
@@ -356,11 +368,7 @@ def section_prefix_variants(m: int = 8, n: int = 64):
                 print(f"{name:32s} {str(exc)}")
                 continue
             E.prefix_tea_weights = functools.lru_cache(maxsize=256)(fn)
-            r = measure(LAWS["normal"], m, n, "prefix_tea_gev", groups=512, batches=40, seed=0)
-            scores = {}
-            for task in ("random", "mismatch"):
-                res = run(task, m, n, ["prefix_tea_gev"], 3, 96, [1000], 0.05, progress=False)
-                scores[task] = float(np.mean(res["prefix_tea_gev"][0]))
+            r, scores = _normal_and_bandits("prefix_tea_gev", m, n)
             print(f"{name:32s} {float(w.norm()):7.2f} {float(w[0]):7.2f} {r['svr']:6.2f} {r['rho']:6.2f} "
                   f"{scores['random']:10.3f} {scores['mismatch']:9.3f}", flush=True)
     finally:
@@ -528,9 +536,7 @@ def isotonic_rank_credit(padded, layout, omega, gamma):
 def section_isotonic(m: int = 8, n: int = 64):
     import verl  # noqa: F401
 
-    from benchmarks.bandit import run
     from benchmarks.lm import POINTS, credit_by_rank, exact_gradient, expected_gradient
-    from tea_verl.quality import measure
 
     print(f"## isotonic: m = {m}, N = {n}; the GEV credit as shipped and projected onto monotone credit per group; "
           "SVR/rho on normal; bandits after 1000 steps (3 seeds); on the LM's answer kinds, the cosine with the "
@@ -543,11 +549,7 @@ def section_isotonic(m: int = 8, n: int = 64):
         for est in ("tea_gev", "prefix_tea_gev"):
             for variant, fn in (("shipped", ORIGINAL_RANK_CREDIT), ("isotonic", isotonic_rank_credit)):
                 E.rank_credit = fn
-                r = measure(LAWS["normal"], m, n, est, groups=512, batches=40, seed=0)
-                scores = {}
-                for task in ("random", "mismatch"):
-                    res = run(task, m, n, [est], 3, 96, [1000], 0.05, progress=False)
-                    scores[task] = float(np.mean(res[est][0]))
+                r, scores = _normal_and_bandits(est, m, n)
                 cosines = []
                 for p, truth in zip(POINTS, truths):
                     g = expected_gradient(np.asarray(p), est, m, n, 100, 64, 0)
