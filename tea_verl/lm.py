@@ -52,7 +52,7 @@ FREE_LEN = 6
 MODES = {"A": (0.0, 0.5), "B": (-0.8, 1.0)}  # (mean, sd) of the reward of each mode
 INVALID_REWARD = -2.0
 DATA_SOURCE = "tea_lm"
-ESTIMATORS = ("grpo", "bon", "tea", "prefix_tea", "tea_gev", "prefix_tea_gev")
+ESTIMATORS = ("grpo", "bon", "tea", "prefix_tea", "tea_gev", "prefix_tea_gev", "oracle")
 DEFAULT_ESTIMATORS = ("grpo", "tea_gev", "prefix_tea_gev")
 LABELS = {
     "grpo": "GRPO (mean reward)",
@@ -61,6 +61,7 @@ LABELS = {
     "prefix_tea": "Prefix-TEA (paper, Gaussian)",
     "tea_gev": "TEA-GEV",
     "prefix_tea_gev": "Prefix-TEA-GEV",
+    "oracle": "oracle: bon with N rollouts",
 }
 _QUESTIONS = ("please explain", "tell me about", "write about", "what is", "help me with", "why is", "list", "who is")
 _TOPICS = ("code", "math", "a story", "a poem", "the answer")
@@ -251,19 +252,22 @@ def run_overrides(est: str, seed: int, s: dict, out: str, assets: str, reward: t
     """Every key a run sets on ``tea_trainer`` (applied with Hydra's ``++``)."""
     from tea_verl.smoke import smoke_overrides
 
-    o = smoke_overrides(out, assets, reward, s["steps"], 1, ray_tmp, s["batch"], s["m"])
+    # the oracle is `bon` on N rollouts per prompt: the exact best-of-N gradient, at N / m times
+    # the rollouts of the others (a ceiling for what m rollouts could do, not a competitor)
+    rollouts = s["N"] if est == "oracle" else s["m"]
+    o = smoke_overrides(out, assets, reward, s["steps"], 1, ray_tmp, s["batch"], rollouts)
     name = run_name(est, seed)
     o.update({
-        "algorithm.adv_estimator": est,
+        "algorithm.adv_estimator": "bon" if est == "oracle" else est,
         "algorithm.tea.N": s["m"] if est == "bon" else s["N"],
-        "actor_rollout_ref.rollout.n": s["m"],
+        "actor_rollout_ref.rollout.n": rollouts,
         "actor_rollout_ref.rollout.val_kwargs.n": s["val_n"],
         "actor_rollout_ref.rollout.val_kwargs.do_sample": True,
         "actor_rollout_ref.rollout.val_kwargs.temperature": 1.0,
         "actor_rollout_ref.rollout.seed": seed,
         "actor_rollout_ref.actor.optim.lr": s["lr"],
         "actor_rollout_ref.actor.ppo_mini_batch_size": s["batch"] // 2,  # two PPO updates per step: clipping acts
-        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": s["batch"] * s["m"] // 2,
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": s["batch"] * rollouts // 2,
         "data.seed": seed,
         "data.max_prompt_length": 32,
         "data.max_response_length": FREE_LEN + 4,
@@ -477,15 +481,16 @@ def format_trajectory(res: dict, s: dict) -> str:
 
 
 def format_runs(res: dict, s: dict) -> str:
-    """One line per run: its final validation, and the largest fitted tail shape (GEV estimators)
-    and gradient norm over its training steps."""
+    """One line per run: its final validation (with the share of distinct answers: a policy that
+    repeats a few lucky strings lifts best-of-N above what a pure mode's fresh luck gives), and the
+    largest fitted tail shape (GEV estimators) and gradient norm over its training steps."""
     n = s["N"]
-    lines = [f"{'run':<20} {f'best-of-{n}':>11} {'P(mode B)':>10} {'P(invalid)':>11} {'max tea/xi':>11} {'max grad norm':>14}"]
+    lines = [f"{'run':<20} {f'best-of-{n}':>11} {'P(mode B)':>10} {'P(invalid)':>11} {'distinct':>9} {'max tea/xi':>11} {'max grad norm':>14}"]
     for name, v in sorted(res.items(), key=lambda kv: (s["estimators"].index(kv[1]["estimator"]), kv[1]["seed"])):
         f = _final(v)
         xi = [t["tea/xi"] for t in v["train"] if "tea/xi" in t]
         grad = [t["actor/grad_norm"] for t in v["train"] if "actor/grad_norm" in t]
-        lines.append(f"{name:<20} {f['best'][n - 1]:>+11.3f} {f['p_B']:>10.2f} {f['p_other']:>11.2f} "
+        lines.append(f"{name:<20} {f['best'][n - 1]:>+11.3f} {f['p_B']:>10.2f} {f['p_other']:>11.2f} {f.get('distinct', float('nan')):>9.2f} "
                      f"{(f'{max(xi):+.2f}' if xi else '-'):>11} {(f'{max(grad):.1f}' if grad else '-'):>14}")
     return "\n".join(lines)
 

@@ -105,6 +105,26 @@ def test_bad_input_is_one_clear_error_before_any_work(argv, message, tmp_path, c
     assert not os.path.exists(tmp_path / "o" / "assets")  # nothing built
 
 
+def test_the_oracle_run_is_bon_on_n_rollouts_and_passes_preflight(tmp_path):
+    """``oracle`` trains verl's ``bon`` at N = rollout.n = 64 (the exact best-of-64 gradient, 8x the
+    rollouts); every other run, ``bon`` included, keeps m = 8 rollouts."""
+    from tea_verl.preflight import check
+
+    s = lm._settings(lm._parser("lm").parse_args(["--estimators", "grpo,bon,oracle", "--seeds", "1"]))
+    runs = lm._compose_all(s, str(tmp_path), ("pkg://tea_verl.lm", "spread_reward"), str(tmp_path / "ray"))
+    cfg = {r["estimator"]: r["cfg"] for r in runs}
+    oracle, bon, grpo = cfg["oracle"], cfg["bon"], cfg["grpo"]
+    assert (oracle.algorithm.adv_estimator, oracle.algorithm.tea.N, oracle.actor_rollout_ref.rollout.n) == ("bon", 64, 64)
+    assert (bon.algorithm.adv_estimator, bon.algorithm.tea.N, bon.actor_rollout_ref.rollout.n) == ("bon", 8, 8)
+    assert grpo.actor_rollout_ref.rollout.n == 8
+    # one micro batch per PPO mini-batch: half of the step's samples, as for the others
+    assert oracle.actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu == 16 * 64 // 2
+    assert oracle.data.train_batch_size == grpo.data.train_batch_size == 16
+    for c in (oracle, bon, grpo):
+        # the warm-start data is built only when the experiment runs; nothing else may be wrong
+        assert {p.key for p in check(c)} <= {"data.train_files", "data.val_files"}
+
+
 def test_demo_lm_help_lists_the_experiment_options():
     r = subprocess.run([sys.executable, "-m", "tea_verl.cli", "demo", "--lm", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and "--reward-fn" in r.stdout and "tea-verl demo --lm" in r.stdout
@@ -139,6 +159,7 @@ def test_two_estimators_train_through_verls_trainer_in_one_ray_session(tmp_path,
         for v in run["val"].values():
             assert v["p_A"] + v["p_B"] + v["p_other"] == pytest.approx(1.0)
             assert len(v["best"]) == 64 and np.all(np.diff(v["best"]) >= -1e-9)
+            assert 0 < v["distinct"] <= 1
         assert [t["step"] for t in run["train"] if "critic/advantages/max" in t] == [1, 2]
         assert all(t["critic/advantages/max"] > 0 for t in run["train"] if "critic/advantages/max" in t)
         # the validation scores are the user's function of the generated words
@@ -155,3 +176,4 @@ def test_two_estimators_train_through_verls_trainer_in_one_ray_session(tmp_path,
     assert os.path.getsize(out / "lm.png") > 10_000
     assert "TEA-GEV" in text and "GRPO (mean reward)" in text and "tea_gev - grpo at best-of-64" in text
     assert "pure mode" not in text
+    assert " distinct " in text  # the per-run table shows how many answers were distinct
