@@ -59,6 +59,7 @@ EXPECTED = {
     "python -m benchmarks.lm --m 16 --estimators grpo,prefix_tea,prefix_tea_gev --out lm_m16": ("skip", "about 34 minutes; the same code as the line above"),
     "python -m benchmarks.lm --estimators grpo,tea,prefix_tea --out lm_draw2": ("skip", "about 30 minutes; the same code as the line above"),
     "python -m benchmarks.lm --estimators grpo,oracle --out lm_oracle": ("skip", "about 48 minutes (the oracle trains on 64 rollouts per prompt); tests/test_lm.py checks the oracle's config"),
+    "python -m benchmarks.lm --estimators grpo,tea --seeds 10 --out lm_seeds10": ("skip", "about an hour (20 runs); the same code as the default command, with --seeds"),
     "python -m benchmarks.lm --alignment": ("run", 0, "cos"),
     "tea-verl demo --lm --quick": ("skip", "about 4 minutes; tests/test_lm.py runs the same experiment code with 2 estimators x 2 steps"),
     "tea-verl demo --lm --help": ("run", 0, "--reward-fn"),
