@@ -182,10 +182,18 @@ def test_reward_fn_from_a_file_is_used(tmp_path):
         _parse_reward_fn(f"{f}:nope")
 
 
+def _sigint_as_at_a_terminal():
+    # A shell starts a background job (`pytest ... &`) with SIGINT ignored, its children inherit
+    # that, and Python then leaves SIGINT ignored: the Ctrl-C below would be lost and the smoke run
+    # would finish with 0. At a terminal, Ctrl-C reaches a process whose SIGINT is the default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_ray_and_the_workers(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "tea_verl.cli", "smoke", "--out", str(tmp_path / "out")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path,
+        preexec_fn=_sigint_as_at_a_terminal,
     )
     marker, lines = None, []
     for line in proc.stdout:
