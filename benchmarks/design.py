@@ -22,7 +22,9 @@ Sections (exact quadrature unless stated; the laws are normal, Beta(2,5), Gumbel
 * ``bulk`` (opt-in, about 12 minutes): prefix_tea's flat quantile (rules in m) and smoothing,
   end to end at three budgets.
 * ``monotone``: the largest SVR that credit which never decreases with the reward can have
-  (a linear program over the weights, on the exact GEV law): below 0.85 at m = 8, N = 64.
+  (a linear program over the weights, on the exact GEV law): below 0.85 at m = 8, N = 64; and
+  the same program read as a budget, the largest N whose moment constraints such credit can meet
+  from m samples.
 * ``prefix_variants`` (opt-in, about 2 minutes): prefix_tea weight choices aimed at its no-regret
   shortfall, each substituted for ``prefix_tea_weights`` and run end to end at m = 8, N = 64:
   as shipped; extra constraints cancelling geometric terms ``q^(k-1)`` (the saturating
@@ -438,13 +440,30 @@ def monotone_svr_ceiling(m: int, n: int, xi: float, grid: int = 2001) -> float:
     return float(-lp.fun / phi_gev(xi, [n])[0])
 
 
-def section_monotone(shapes=(0.0, -0.2, -0.4)):
+def monotone_reach(m: int, xi: float, grid: int = 2001) -> float:
+    """The largest budget N whose moment constraints weights of m-sample credit that never
+    decreases with the reward can meet on an exact GEV(xi) law: ``phi_xi(N)`` equals the linear
+    program's largest ``sum_k w_k phi_xi(k)`` (:func:`monotone_svr_ceiling` times ``phi_xi(N)``,
+    whatever N it is given), solved for N. At least m (``bon`` at N = m is such a credit); the
+    grid only relaxes ``P >= 0``, so the value is an upper bound up to the solver's tolerance."""
+    top = monotone_svr_ceiling(m, m, xi, grid) * float(phi_gev(xi, [m])[0])
+    if abs(xi) < 1e-12:
+        return math.exp(top)
+    base = 1.0 + xi * top
+    return math.inf if base <= 0 else base ** (1.0 / xi)
+
+
+def section_monotone(shapes=(0.0, -0.2, -0.4), reach_shapes=(0.5, 0.0, -0.2, -0.4), reach_m=(4, 8, 16, 32)):
     print("## monotone: largest SVR of m-sample credit that never decreases with the reward (exact GEV law)")
     print(f"{'m':>3s} {'N':>4s} " + " ".join(f"{'xi=' + format(x, '+.1f'):>9s}" for x in shapes) + f" {'bon_m at xi=0':>14s}")
     for m, n in BUDGETS:
         cells = [monotone_svr_ceiling(m, n, xi) for xi in shapes]
         bon = float(phi_gev(0.0, [m])[0] / phi_gev(0.0, [n])[0])
         print(f"{m:3d} {n:4d} " + " ".join(f"{c:9.2f}" for c in cells) + f" {bon:14.2f}")
+    print("# the same linear program as a budget: the largest N whose moment constraints such credit can meet")
+    print(f"{'m':>3s} " + " ".join(f"{'xi=' + format(x, '+.1f'):>9s}" for x in reach_shapes) + f" {'m^2':>6s}")
+    for m in reach_m:
+        print(f"{m:3d} " + " ".join(f"{monotone_reach(m, xi):9.1f}" for xi in reach_shapes) + f" {m * m:6d}")
 
 
 def _mode_credit(pi: np.ndarray, mu: np.ndarray, sd: np.ndarray, w: np.ndarray) -> np.ndarray:

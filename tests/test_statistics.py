@@ -126,6 +126,21 @@ def test_spread_valuation_needs_credit_that_falls_somewhere(xi):
         assert float((k * w * u ** (k - 1)).sum(1).min()) < 0
 
 
+@pytest.mark.parametrize("xi", [0.5, 0.0, -0.4])
+def test_monotone_reach_is_the_ceiling_read_as_a_budget(xi):
+    # docs/estimators.md section 10: the largest N that credit which never decreases with the
+    # reward can extrapolate to. It is the SVR ceiling's program solved for N, so phi(reach) must
+    # equal the ceiling at any N times phi(N); bon at N = m is such credit, so reach >= m; more
+    # samples reach further; and at m = 8 it falls short of the LM's N = 64.
+    from benchmarks.design import monotone_reach, monotone_svr_ceiling, phi_gev
+
+    reach = {m: monotone_reach(m, xi) for m in (4, 8, 16)}
+    for m, n in ((8, 64), (16, 256)):
+        assert float(phi_gev(xi, [reach[m]])[0]) == pytest.approx(monotone_svr_ceiling(m, n, xi) * float(phi_gev(xi, [n])[0]), rel=1e-6)
+    assert 4 <= reach[4] < reach[8] < reach[16]
+    assert 8 < reach[8] < 64
+
+
 def test_isotonic_projection_of_the_design_benchmark():
     # benchmarks/design.py, section isotonic (docs/estimators.md section 10): each group's credit is
     # projected onto the credits that never fall as the reward rises. The projection must keep each
