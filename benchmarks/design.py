@@ -441,11 +441,12 @@ def monotone_svr_ceiling(m: int, n: int, xi: float, grid: int = 2001) -> float:
 
 
 def monotone_reach(m: int, xi: float, grid: int = 2001) -> float:
-    """The largest budget N whose moment constraints weights of m-sample credit that never
-    decreases with the reward can meet on an exact GEV(xi) law: ``phi_xi(N)`` equals the linear
-    program's largest ``sum_k w_k phi_xi(k)`` (:func:`monotone_svr_ceiling` times ``phi_xi(N)``,
-    whatever N it is given), solved for N. At least m (``bon`` at N = m is such a credit); the
-    grid only relaxes ``P >= 0``, so the value is an upper bound up to the solver's tolerance."""
+    """The largest budget N whose moment constraints, on an exact GEV(xi) law, can be met by
+    weights whose m-sample credit never decreases with the reward: the N with ``phi_xi(N)`` equal
+    to the linear program's largest ``sum_k w_k phi_xi(k)`` (:func:`monotone_svr_ceiling` times
+    ``phi_xi(N)``, for any N it is given). At least m (``bon`` at N = m is such credit). The grid
+    only relaxes ``P >= 0``, so the value is an upper bound, up to the solver's tolerance; inf
+    when the program's value is beyond the law's bounded best-of-n curve (xi < 0)."""
     top = monotone_svr_ceiling(m, m, xi, grid) * float(phi_gev(xi, [m])[0])
     if abs(xi) < 1e-12:
         return math.exp(top)
