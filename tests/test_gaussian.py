@@ -27,8 +27,9 @@ def test_c_n_matches_scipy_quadrature(n):
     assert G.normal_max_mean(1) == 0.0
 
 
-@pytest.mark.parametrize("alpha,n", [(0.25, 128), (0.1, 64), (0.4, 512)])
+@pytest.mark.parametrize("alpha,n", [(0.25, 128), (0.1, 64), (0.4, 512), (0.5, 64), (0.7, 32)])
 def test_tail_constants_match_the_truncated_normal(alpha, n):
+    # fractions of 1/2 and above: a Prefix-TEA sub-sample's k / n when alpha is near 1/2
     c = G.tail_constants(alpha, n)
     z = stats.norm.ppf(1 - alpha)
     tail = stats.truncnorm(z, np.inf)  # the standard normal above its (1 - alpha) quantile
@@ -123,6 +124,25 @@ def test_jackknife_weights_satisfy_their_cancellation_equations(m, order):
         assert min(s.tail for s in plan) >= 3  # a 2-point std is left out when >= 2 larger tails exist
 
 
+@pytest.mark.parametrize("alpha", [0.05, 0.1, 0.2, 0.25, 0.3, 0.34, 0.4, 0.45, 0.49])
+def test_every_accepted_alpha_credits_every_feasible_group_size(alpha):
+    """The user's alpha is checked to lie in (0, 0.5), but Prefix-TEA's steps use their own tail
+    fraction k / n, which reaches 1/2 near alpha = 1/2 (alpha = 0.45 at m = 8: the top 4 of 8).
+    Every group size that passes the feasibility check must then be credited, finitely, by both."""
+    gen = torch.Generator().manual_seed(11)
+    checked = 0
+    for m in range(2, 25):
+        if G.tail_error("prefix_tea", alpha, m):
+            continue
+        x = torch.randn(4 * m, generator=gen, dtype=torch.float64)
+        ids = torch.arange(4).repeat_interleave(m)
+        for est in ("tea", "prefix_tea"):
+            credit, _ = best_of_n_credit(x, ids, 4 * m, est, alpha=alpha)
+            assert torch.isfinite(credit).all() and credit.abs().sum() > 0, (est, alpha, m)
+        checked += 1
+    assert checked >= 24 - G.min_group_size(alpha)  # every feasible size from the smallest one up
+
+
 def test_windows_cover_every_position_equally():
     for m, n in ((16, 12), (32, 28), (30, 24), (13, 8)):
         idx = G._windows(m, n, 4)
@@ -208,3 +228,25 @@ def test_cuda_matches_cpu():
         cpu, _ = best_of_n_credit(x, ids, 128, est)
         gpu, _ = best_of_n_credit(x.cuda(), ids.cuda(), 128, est)
         assert torch.allclose(gpu.cpu(), cpu, atol=1e-10)
+
+
+def test_prefix_tea_at_alpha_04_extrapolates_at_m_8_through_verl():
+    """At m = 8 the default alpha = 0.25 gives a 2-reward tail (best-of-m credit). At alpha = 0.4
+    the tail holds 4 rewards, the jackknife combines tails of 4 of 8 (fraction 1/2) and 3 of 7, and
+    the credit is Prefix-TEA's own: zero below each group's top 4, not best-of-m. Through verl's
+    ``compute_advantage``, as the LM benchmark's ``prefix_tea@0.4`` runs it."""
+    from tea_verl.demo import _resolve, advantages_via_verl
+
+    name, rollouts, alg = _resolve("prefix_tea@0.4", 8, 64)
+    assert (name, rollouts, alg.tea.alpha, alg.tea.N) == ("prefix_tea", 8, 0.4, 64)
+    gen = torch.Generator().manual_seed(5)
+    r = torch.randn(32 * 8, generator=gen, dtype=torch.float64)
+    uids = np.array([f"g{g}" for g in range(32) for _ in range(8)], dtype=object)
+    adv = advantages_via_verl(r, uids, name, alg).view(32, 8)
+    rank = torch.argsort(torch.argsort(-r.view(32, 8), 1), 1)
+    assert torch.isfinite(adv).all()
+    assert (adv[rank >= 4] == 0).all()  # below the top 4 of its group: no credit
+    assert adv[rank == 0].mean() > 0  # on average; the jackknife's weights (4, -3) can make one negative
+    assert (adv[(rank >= 1) & (rank <= 2)] != 0).any()  # best-of-m would give these zero
+    default = advantages_via_verl(r, uids, *_resolve("prefix_tea", 8, 64)[::2]).view(32, 8)
+    assert (default[rank >= 1] == 0).all()  # alpha = 0.25: best-of-m up to a scale

@@ -83,9 +83,15 @@ class TailConstants(NamedTuple):
 
 @functools.lru_cache(maxsize=4096)
 def tail_constants(alpha: float, n: int) -> TailConstants:
-    """The Gaussian-tail constants of tail fraction ``alpha`` (0 < alpha < 1/2) and budget ``n``."""
-    if not 0.0 < alpha < 0.5:
-        raise ValueError(f"alpha must lie in (0, 0.5), got {alpha}")
+    """The Gaussian-tail constants of tail fraction ``alpha`` and budget ``n``.
+
+    The constants are those of a standard normal truncated below at its ``1 - alpha`` quantile,
+    which exist for every fraction in (0, 1). The user's alpha stays below 1/2 (the model is
+    Gaussian on the upper ``2 alpha``), but Prefix-TEA's sub-samples use the fraction ``k / n``
+    of their own tail, which reaches 1/2 or more when alpha is near 1/2 (alpha = 0.45 at m = 8:
+    the top 4 of 8)."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"the tail fraction must lie in (0, 1), got {alpha}")
     z = float(torch.special.ndtri(torch.tensor(1.0 - alpha, dtype=F64)))
     lam = math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi) / alpha
     kappa = math.sqrt(1.0 + z * lam - lam * lam)
