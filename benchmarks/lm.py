@@ -244,8 +244,9 @@ def merge(argv) -> int:
     keys = ("m", "N", "steps", "seeds", "val_n", "val_every", "batch", "lr")
     first = loaded[0]["settings"]
     for d, path in zip(loaded, args.merge.split(",")):
-        if any(d["settings"][k] != first[k] for k in keys) or d["reward_fn"] != loaded[0]["reward_fn"]:
-            print(f"error: {path} has other settings or reward than {args.merge.split(',')[0]}; merge runs of one experiment", file=sys.stderr)
+        if (any(d["settings"][k] != first[k] for k in keys) or d["reward_fn"] != loaded[0]["reward_fn"]
+                or d["settings"].get("overrides", []) != first.get("overrides", [])):
+            print(f"error: {path} has other settings, overrides or reward than {args.merge.split(',')[0]}; merge runs of one experiment", file=sys.stderr)
             return 2
     settings = dict(first, estimators=[e for d in loaded for e in d["settings"]["estimators"]])
     if len(set(settings["estimators"])) != len(settings["estimators"]):

@@ -107,6 +107,9 @@ def _resolve(estimator: str, m: int, n: int):
     elif estimator.startswith(("tea_gev@", "prefix_tea_gev@")):  # another smoothing, e.g. "tea_gev@0.01"
         name, value = estimator.split("@", 1)
         n_arg, rollouts, keys = n, m, {"smoothing": float(value)}
+    elif estimator.startswith(("tea@", "prefix_tea@")):  # another tail fraction, e.g. "prefix_tea@0.4"
+        name, value = estimator.split("@", 1)
+        n_arg, rollouts, keys = n, m, {"alpha": float(value)}
     else:
         (name, n_arg), rollouts = resolve(estimator, m, n), m
     algorithm = OmegaConf.create({"adv_estimator": name, "norm_adv_by_std_in_grpo": True, "tea": {"N": n_arg, **keys}})

@@ -206,6 +206,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=16, help="prompts per training batch (default 16)")
     p.add_argument("--lr", type=float, default=2e-3, help="actor learning rate (default 2e-3)")
     p.add_argument("--reward-fn", default=None, help="path.py:function, a verl custom reward function (default: the task's own, tea_verl.lm.spread_reward)")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="a Hydra override of tea_trainer applied to every run, e.g. algorithm.tea.alpha=0.4 "
+                   "(repeatable; keys the experiment sets per run are refused: use its flags)")
     p.add_argument("--quick", action="store_true", help="1 seed, grpo and tea_gev, 10 steps (under 5 minutes)")
     p.add_argument("--out", default="lm_out", help="output directory (default lm_out/)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds before the experiment is stopped (default 3600)")
@@ -236,12 +239,24 @@ def _settings(args) -> dict:
         raise LMError(f"--batch must be even (two PPO mini-batches per step), got {args.batch}")
     if not (args.lr > 0 and math.isfinite(args.lr)):
         raise LMError(f"--lr must be a positive number, got {args.lr}")
+    overrides = [o.strip() for o in args.override]
+    alpha = 0.25
+    for o in overrides:
+        key, eq, value = o.partition("=")
+        key = key.lstrip("+~")
+        if not eq or not key or not re.fullmatch(r"[A-Za-z_][\w.]*", key):
+            raise LMError(f"--override {o!r}: expected KEY=VALUE with a dotted config key, e.g. algorithm.tea.alpha=0.4")
+        if key == "algorithm.tea.alpha":
+            try:
+                alpha = float(value)
+            except ValueError:
+                raise LMError(f"--override {o!r}: algorithm.tea.alpha must be a number in (0, 0.5)") from None
     for e in ests:
-        err = tail_error(e, 0.25, args.m) if e in ("tea", "prefix_tea") else None
+        err = tail_error(e, alpha, args.m) if e in ("tea", "prefix_tea") and 0.0 < alpha < 0.5 else None
         if err:
             raise LMError(err)
     return {"estimators": ests, "seeds": seeds, "steps": steps, "val_n": val_n, "m": args.m, "N": args.N,
-            "val_every": args.val_every, "batch": args.batch, "lr": args.lr}
+            "val_every": args.val_every, "batch": args.batch, "lr": args.lr, "overrides": overrides}
 
 
 def run_name(est: str, seed: int) -> str:
@@ -289,7 +304,12 @@ def _compose_all(s: dict, out: str, reward: tuple[str, str], ray_tmp: str) -> li
         assets = os.path.join(out, "assets", f"seed{seed}")
         for est in s["estimators"]:
             o = run_overrides(est, seed, s, out, assets, reward, ray_tmp)
-            overrides = [f"++{k}={_fmt(v)}" for k, v in o.items()]
+            for extra in s.get("overrides", []):
+                key = extra.partition("=")[0].lstrip("+~")
+                if key in o:
+                    raise LMError(f"--override {extra!r}: the experiment sets {key} itself for every run "
+                                  "(use its own flags: --m, --N, --lr, --steps, --batch, --val-n, --seeds)")
+            overrides = [f"++{k}={_fmt(v)}" for k, v in o.items()] + list(s.get("overrides", []))
             cfg = _compose(CONFIG_DIR, "tea_trainer", overrides)
             runs.append({"name": run_name(est, seed), "estimator": est, "seed": seed, "assets": assets,
                          "overrides": overrides, "cfg": cfg})
@@ -536,7 +556,8 @@ def plot(res: dict, s: dict, path: str, default_reward: bool) -> None:
     ax2.set_title("best-of-k curve at the end")
     ax2.legend(fontsize=7)
     ax1.legend(fontsize=7)
-    fig.suptitle(f"tiny LM through verl's trainer on the CPU: m = {s['m']} rollouts, deployment best-of-{n}", fontsize=10)
+    extra = f"; {' '.join(s['overrides'])}" if s.get("overrides") else ""
+    fig.suptitle(f"tiny LM through verl's trainer on the CPU: m = {s['m']} rollouts, deployment best-of-{n}{extra}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -557,21 +578,27 @@ def run(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") ->
     ray_tmp = tempfile.mkdtemp(prefix="tea-lm-ray-")
     try:
         runs = _compose_all(s, out, reward, ray_tmp)  # every config composes before any work
+        from tea_verl.preflight import check
+
+        not_built = {"data.train_files", "data.val_files"}  # the warm start writes them below
+        for r in runs:
+            problems = [p for p in check(r["cfg"]) if p.key not in not_built]
+            if problems:
+                raise LMError(f"run {r['name']}: the config would fail in verl:\n" + "\n".join(f"  - {p}" for p in problems))
         for sub in ("val", "metrics"):  # a previous run's results, once this one can start
             shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
         os.makedirs(out, exist_ok=True)
         n_runs = len(runs)
         print(f"[lm] {n_runs} runs: {','.join(s['estimators'])} x {s['seeds']} seed(s); m = {s['m']}, N = {s['N']}, "
               f"{s['steps']} steps of {s['batch']} prompts, validation every {s['val_every']} steps with {s['val_n']} samples "
-              f"per prompt; reward {reward[0]}:{reward[1]}", flush=True)
+              f"per prompt; reward {reward[0]}:{reward[1]}"
+              + (f"; overrides {' '.join(s['overrides'])}" if s["overrides"] else ""), flush=True)
         warm = {}
         for seed in range(s["seeds"]):
             t0 = time.time()
             warm[seed] = build_assets(os.path.join(out, "assets", f"seed{seed}"), seed)
             p = warm[seed]["first_word_prob"]
             print(f"[lm] seed {seed}: warm start in {time.time() - t0:.0f} s, P(first word safe) {p['safe']:.2f}, maybe {p['maybe']:.2f}", flush=True)
-        from tea_verl.preflight import check
-
         for r in runs:
             problems = check(r["cfg"])
             if problems:
@@ -631,7 +658,7 @@ def run(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") ->
         print()
         print(f"tiny LM through verl's trainer (CPU): m = {s['m']}, deployment best-of-{s['N']}, {s['steps']} steps, "
               f"final validation ({s['val_n']} samples x {_final(next(iter(res.values())))['prompts']} prompts), "
-              f"mean ± s.e. over {s['seeds']} seed(s)")
+              f"mean ± s.e. over {s['seeds']} seed(s)" + (f"; overrides {' '.join(s['overrides'])}" if s.get("overrides") else ""))
         print(table)
         print()
         print(format_trajectory(res, s))

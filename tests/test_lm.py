@@ -96,6 +96,11 @@ def test_warm_start_samples_both_modes_in_the_task_form(tmp_path):
         (["--seeds", "0"], "--seeds must be >= 1"),
         (["--reward-fn", "no_such_file.py:score"], "does not exist"),
         (["--reward-fn", "no_colon"], "path.py:function"),
+        (["--override", "alpha"], "expected KEY=VALUE"),
+        (["--override", "actor_rollout_ref.rollout.n=4"], "sets actor_rollout_ref.rollout.n itself"),
+        (["--override", "algorithm.tea.alhpa=0.4"], "no such key"),
+        (["--estimators", "grpo,prefix_tea", "--override", "algorithm.tea.alpha=0.6"], "alpha must be a number in (0, 0.5)"),
+        (["--estimators", "tea", "--override", "algorithm.tea.alpha=0.1"], "use rollout.n >= 11, or alpha >= 0.25"),
     ],
 )
 def test_bad_input_is_one_clear_error_before_any_work(argv, message, tmp_path, capsys):
@@ -123,6 +128,23 @@ def test_the_oracle_run_is_bon_on_n_rollouts_and_passes_preflight(tmp_path):
     for c in (oracle, bon, grpo):
         # the warm-start data is built only when the experiment runs; nothing else may be wrong
         assert {p.key for p in check(c)} <= {"data.train_files", "data.val_files"}
+
+
+def test_overrides_reach_every_run_and_the_tail_check(tmp_path):
+    """``--override`` is applied to every run after the experiment's own keys, and a tail fraction
+    set there is the one the feasibility check uses (m = 4 is too small for alpha = 0.25, not 0.45)."""
+    from tea_verl.preflight import check
+
+    argv = ["--estimators", "grpo,prefix_tea", "--m", "4", "--N", "32", "--seeds", "2", "--override", "algorithm.tea.alpha=0.45"]
+    s = lm._settings(lm._parser("lm").parse_args(argv))
+    assert s["overrides"] == ["algorithm.tea.alpha=0.45"]
+    runs = lm._compose_all(s, str(tmp_path), ("pkg://tea_verl.lm", "spread_reward"), str(tmp_path / "ray"))
+    assert len(runs) == 4
+    for r in runs:
+        assert r["cfg"].algorithm.tea.alpha == 0.45 and r["cfg"].actor_rollout_ref.rollout.n == 4
+        assert {p.key for p in check(r["cfg"])} <= {"data.train_files", "data.val_files"}
+    with pytest.raises(lm.LMError, match="rollout.n >= 5"):
+        lm._settings(lm._parser("lm").parse_args(argv[:-2]))
 
 
 def test_demo_lm_help_lists_the_experiment_options():
