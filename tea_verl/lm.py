@@ -215,8 +215,18 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
+def _override_key(override: str) -> str:
+    """The config key of a Hydra override ``[+|++|~]KEY=VALUE``."""
+    return override.partition("=")[0].lstrip("+~")
+
+
+def _overrides_note(s: dict) -> str:
+    """``"; overrides K=V ..."`` for titles and headers, empty without overrides."""
+    return f"; overrides {' '.join(s['overrides'])}" if s.get("overrides") else ""
+
+
 def _settings(args) -> dict:
-    from tea_verl.estimators.gaussian import tail_error
+    from tea_verl.estimators.gaussian import DEFAULT_ALPHA, tail_error
 
     ests = args.estimators.split(",") if args.estimators else (["grpo", "tea_gev"] if args.quick else list(DEFAULT_ESTIMATORS))
     ests = [e.strip() for e in ests if e.strip()]
@@ -240,10 +250,9 @@ def _settings(args) -> dict:
     if not (args.lr > 0 and math.isfinite(args.lr)):
         raise LMError(f"--lr must be a positive number, got {args.lr}")
     overrides = [o.strip() for o in args.override]
-    alpha = 0.25
+    alpha = DEFAULT_ALPHA
     for o in overrides:
-        key, eq, value = o.partition("=")
-        key = key.lstrip("+~")
+        key, (_, eq, value) = _override_key(o), o.partition("=")
         if not eq or not key or not re.fullmatch(r"[A-Za-z_][\w.]*", key):
             raise LMError(f"--override {o!r}: expected KEY=VALUE with a dotted config key, e.g. algorithm.tea.alpha=0.4")
         if key == "algorithm.tea.alpha":
@@ -305,7 +314,7 @@ def _compose_all(s: dict, out: str, reward: tuple[str, str], ray_tmp: str) -> li
         for est in s["estimators"]:
             o = run_overrides(est, seed, s, out, assets, reward, ray_tmp)
             for extra in s.get("overrides", []):
-                key = extra.partition("=")[0].lstrip("+~")
+                key = _override_key(extra)
                 if key in o:
                     raise LMError(f"--override {extra!r}: the experiment sets {key} itself for every run "
                                   "(use its own flags: --m, --N, --lr, --steps, --batch, --val-n, --seeds)")
@@ -556,8 +565,7 @@ def plot(res: dict, s: dict, path: str, default_reward: bool) -> None:
     ax2.set_title("best-of-k curve at the end")
     ax2.legend(fontsize=7)
     ax1.legend(fontsize=7)
-    extra = f"; {' '.join(s['overrides'])}" if s.get("overrides") else ""
-    fig.suptitle(f"tiny LM through verl's trainer on the CPU: m = {s['m']} rollouts, deployment best-of-{n}{extra}", fontsize=10)
+    fig.suptitle(f"tiny LM through verl's trainer on the CPU: m = {s['m']} rollouts, deployment best-of-{n}{_overrides_note(s)}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -591,8 +599,7 @@ def run(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") ->
         n_runs = len(runs)
         print(f"[lm] {n_runs} runs: {','.join(s['estimators'])} x {s['seeds']} seed(s); m = {s['m']}, N = {s['N']}, "
               f"{s['steps']} steps of {s['batch']} prompts, validation every {s['val_every']} steps with {s['val_n']} samples "
-              f"per prompt; reward {reward[0]}:{reward[1]}"
-              + (f"; overrides {' '.join(s['overrides'])}" if s["overrides"] else ""), flush=True)
+              f"per prompt; reward {reward[0]}:{reward[1]}{_overrides_note(s)}", flush=True)
         warm = {}
         for seed in range(s["seeds"]):
             t0 = time.time()
@@ -658,7 +665,7 @@ def run(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") ->
         print()
         print(f"tiny LM through verl's trainer (CPU): m = {s['m']}, deployment best-of-{s['N']}, {s['steps']} steps, "
               f"final validation ({s['val_n']} samples x {_final(next(iter(res.values())))['prompts']} prompts), "
-              f"mean ± s.e. over {s['seeds']} seed(s)" + (f"; overrides {' '.join(s['overrides'])}" if s.get("overrides") else ""))
+              f"mean ± s.e. over {s['seeds']} seed(s){_overrides_note(s)}")
         print(table)
         print()
         print(format_trajectory(res, s))
