@@ -40,7 +40,8 @@ Sections (exact quadrature unless stated; the laws are normal, Beta(2,5), Gumbel
   it: SVR and rho on the normal law, the no-regret and mismatch bandits after 1000 steps, and on
   the tiny LM's three answer kinds (``python -m benchmarks.lm --alignment``) the cosine with the
   exact best-of-64 gradient and the mean credit of invalid answers against that of valid answers
-  that are not their group's best.
+  that are not their group's best. A third row per estimator makes only the smallest such change:
+  each group's lowest reward is lowered to the group's least credit where it had more.
 * ``attractor`` (opt-in, about 15 seconds): on the no-regret bandit, which estimators push
   probability towards a prompt's worst mode at the uniform start (exact expected credit per
   mode), where their credit slope is negative, and how much probability the worst modes keep
@@ -553,12 +554,26 @@ def isotonic_rank_credit(padded, layout, omega, gamma):
     return out
 
 
+def bottom_least_rank_credit(padded, layout, omega, gamma):
+    """``E.rank_credit``, then each group's lowest reward (all samples tied at it) lowered to the
+    least credit of the group's other samples where it had more: the smallest change that ranks
+    the bottom of a group last. Nothing else moves, so the group's credit sum falls by what was
+    taken."""
+    credit = ORIGINAL_RANK_CREDIT(padded, layout, omega, gamma)
+    inf = torch.full_like(padded, math.inf)
+    low = torch.where(layout.mask, padded, inf).amin(1, keepdim=True)
+    bottom = layout.mask & (padded == low)
+    others = torch.where(layout.mask & ~bottom, credit, inf).amin(1, keepdim=True)  # inf: a constant group
+    return torch.where(bottom, torch.minimum(credit, others), credit)
+
+
 def section_isotonic(m: int = 8, n: int = 64):
     import verl  # noqa: F401
 
     from benchmarks.lm import POINTS, credit_by_rank, exact_gradient, expected_gradient
 
-    print(f"## isotonic: m = {m}, N = {n}; the GEV credit as shipped and projected onto monotone credit per group; "
+    print(f"## isotonic: m = {m}, N = {n}; the GEV credit as shipped, projected onto monotone credit per group, and "
+          "with only each group's bottom lowered to the group's least credit; "
           "SVR/rho on normal; bandits after 1000 steps (3 seeds); on the LM's answer kinds, the cosine with the "
           f"exact best-of-{n} gradient at P(A, B, invalid) = " + ", ".join(f"({a}, {b}, {c})" for a, b, c in POINTS)
           + f", and the mean credit of invalid answers / of valid answers not their group's best at {POINTS[1]}")
@@ -567,7 +582,8 @@ def section_isotonic(m: int = 8, n: int = 64):
     truths = [exact_gradient(np.asarray(p), n) for p in POINTS]
     try:
         for est in ("tea_gev", "prefix_tea_gev"):
-            for variant, fn in (("shipped", ORIGINAL_RANK_CREDIT), ("isotonic", isotonic_rank_credit)):
+            for variant, fn in (("shipped", ORIGINAL_RANK_CREDIT), ("isotonic", isotonic_rank_credit),
+                                ("bottom", bottom_least_rank_credit)):
                 E.rank_credit = fn
                 r, scores = _normal_and_bandits(est, m, n)
                 cosines = []

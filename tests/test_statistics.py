@@ -174,3 +174,44 @@ def test_isotonic_projection_of_the_design_benchmark():
     om = om.expand(groups, -1).contiguous()
     ga = torch.full((groups,), ga, dtype=torch.float64)
     assert torch.allclose(isotonic_rank_credit(padded, layout, om, ga), E.rank_credit(padded, layout, om, ga), atol=1e-12)
+
+
+def test_bottom_least_credit_of_the_design_benchmark():
+    # benchmarks/design.py, section isotonic, third variant: only each group's lowest reward (every
+    # sample tied at it) is lowered to the least credit of the group's other samples where it had
+    # more; every other credit stays as it was, and a group whose bottom already had the least is
+    # untouched.
+    from benchmarks.design import bottom_least_rank_credit
+
+    gen = torch.Generator().manual_seed(11)
+    m, groups = 8, 64
+    scores = torch.randn(groups * m, generator=gen, dtype=torch.float64)
+    scores[2::m] = -10.0  # a catastrophic answer in every group
+    scores[5 * m + 6] = -10.0  # and a second one, tied with it, in group 5
+    scores[9 * m : 10 * m] = 0.5  # a constant group
+    ids = torch.arange(groups).repeat_interleave(m)
+    layout = E.group_layout(ids)
+    padded = layout.pad(scores)
+    omega, gamma = E.prefix_to_rank_weights(E.tea_weights(m, 64, -0.3))
+    omega = omega.expand(groups, -1).contiguous()
+    gamma = torch.full((groups,), gamma, dtype=torch.float64)
+    raw = E.rank_credit(padded, layout, omega, gamma)
+    out = bottom_least_rank_credit(padded, layout, omega, gamma)
+    bottom = padded == padded.amin(1, keepdim=True)
+    assert torch.equal(out[~bottom], raw[~bottom])
+    varied = torch.ones(groups, dtype=torch.bool)
+    varied[9] = False
+    least_other = torch.where(bottom, torch.full_like(raw, float("inf")), raw).amin(1)
+    assert bool((out[varied][bottom[varied]].view(-1) <= least_other[varied].repeat_interleave(bottom[varied].sum(1)) + 1e-12).all())
+    # the shipped credit gives a lone catastrophic answer more than some better answer in every
+    # group, so the repair moved each of those, to exactly the least of the others
+    lone = varied.clone()
+    lone[5] = False
+    assert bool((raw[lone, 2] > least_other[lone]).all())
+    assert torch.equal(out[lone, 2], least_other[lone])
+    assert torch.allclose(out[5, 2], out[5, 6], atol=1e-12)  # two tied at the bottom are treated alike
+    assert torch.equal(out[9], raw[9])
+    om, ga = E.bon_weights(m, m)  # bon's bottom already gets the group's least (0): nothing moves
+    om = om.expand(groups, -1).contiguous()
+    ga = torch.full((groups,), ga, dtype=torch.float64)
+    assert torch.allclose(bottom_least_rank_credit(padded, layout, om, ga), E.rank_credit(padded, layout, om, ga), atol=1e-12)
