@@ -141,6 +141,21 @@ def test_monotone_reach_is_the_ceiling_read_as_a_budget(xi):
     assert 8 < reach[8] < 64
 
 
+def _rank_weights_case(scores, m, groups):
+    """The two design-benchmark repair tests' set-up: ``groups`` groups of ``m`` consecutive
+    scores, padded, with ``tea_weights(m, 64, -0.3)`` as rank weights and ``bon`` at N = m (already
+    monotone credit), each expanded to every group."""
+    ids = torch.arange(groups).repeat_interleave(m)
+    layout = E.group_layout(ids)
+
+    def expand(weights):
+        omega, gamma = weights
+        return omega.expand(groups, -1).contiguous(), torch.full((groups,), gamma, dtype=torch.float64)
+
+    tea = expand(E.prefix_to_rank_weights(E.tea_weights(m, 64, -0.3)))
+    return layout, layout.pad(scores), tea, expand(E.bon_weights(m, m))
+
+
 def test_isotonic_projection_of_the_design_benchmark():
     # benchmarks/design.py, section isotonic (docs/estimators.md section 10): each group's credit is
     # projected onto the credits that never fall as the reward rises. The projection must keep each
@@ -153,12 +168,7 @@ def test_isotonic_projection_of_the_design_benchmark():
     scores = torch.randn(groups * m, generator=gen, dtype=torch.float64)
     scores[::m] = scores[1::m]  # a tie in every group
     scores[2::m] = -10.0  # a catastrophic answer in every group
-    ids = torch.arange(groups).repeat_interleave(m)
-    layout = E.group_layout(ids)
-    padded = layout.pad(scores)
-    omega, gamma = E.prefix_to_rank_weights(E.tea_weights(m, 64, -0.3))
-    omega = omega.expand(groups, -1).contiguous()
-    gamma = torch.full((groups,), gamma, dtype=torch.float64)
+    layout, padded, (omega, gamma), (om, ga) = _rank_weights_case(scores, m, groups)
     raw = E.rank_credit(padded, layout, omega, gamma)
     fit = isotonic_rank_credit(padded, layout, omega, gamma)
     assert torch.allclose(fit.sum(1), raw.sum(1), atol=1e-9)
@@ -170,9 +180,6 @@ def test_isotonic_projection_of_the_design_benchmark():
     others = torch.cat([raw[:, :2], raw[:, 3:]], 1)
     assert bool((raw[:, 2] > others.min(1).values).all())
     assert bool((fit[:, 2] <= fit.min(1).values + 1e-9).all())
-    om, ga = E.bon_weights(m, m)
-    om = om.expand(groups, -1).contiguous()
-    ga = torch.full((groups,), ga, dtype=torch.float64)
     assert torch.allclose(isotonic_rank_credit(padded, layout, om, ga), E.rank_credit(padded, layout, om, ga), atol=1e-12)
 
 
@@ -189,12 +196,7 @@ def test_bottom_least_credit_of_the_design_benchmark():
     scores[2::m] = -10.0  # a catastrophic answer in every group
     scores[5 * m + 6] = -10.0  # and a second one, tied with it, in group 5
     scores[9 * m : 10 * m] = 0.5  # a constant group
-    ids = torch.arange(groups).repeat_interleave(m)
-    layout = E.group_layout(ids)
-    padded = layout.pad(scores)
-    omega, gamma = E.prefix_to_rank_weights(E.tea_weights(m, 64, -0.3))
-    omega = omega.expand(groups, -1).contiguous()
-    gamma = torch.full((groups,), gamma, dtype=torch.float64)
+    layout, padded, (omega, gamma), (om, ga) = _rank_weights_case(scores, m, groups)
     raw = E.rank_credit(padded, layout, omega, gamma)
     out = bottom_least_rank_credit(padded, layout, omega, gamma)
     bottom = padded == padded.amin(1, keepdim=True)
@@ -211,7 +213,5 @@ def test_bottom_least_credit_of_the_design_benchmark():
     assert torch.equal(out[lone, 2], least_other[lone])
     assert torch.allclose(out[5, 2], out[5, 6], atol=1e-12)  # two tied at the bottom are treated alike
     assert torch.equal(out[9], raw[9])
-    om, ga = E.bon_weights(m, m)  # bon's bottom already gets the group's least (0): nothing moves
-    om = om.expand(groups, -1).contiguous()
-    ga = torch.full((groups,), ga, dtype=torch.float64)
+    # bon's bottom already gets the group's least (0): nothing moves
     assert torch.allclose(bottom_least_rank_credit(padded, layout, om, ga), E.rank_credit(padded, layout, om, ga), atol=1e-12)
