@@ -12,7 +12,7 @@ policy is a softmax over modes per prompt, trained from uniform with Adam, ``m``
 prompt per step; advantages come from verl's ``compute_advantage`` on DataProto batches, which
 dispatches to the registered estimators (the code path of a verl run), with verl's default std
 normalisation. The oracle is ``bon`` with ``N`` rollouts per prompt. Task, training and scoring
-are ``tea_verl.demo``'s (the demo is this benchmark at one budget and one seed, with a plot).
+are ``tea_verl.experiments.bandit``'s (the demo is this benchmark at one budget and one seed, with a plot).
 
 Score: the exact best-of-N value of each final policy (quadrature over the mixture law), as the
 fraction of the way from pure A (0) to pure B (1), averaged over prompts; mean and standard
@@ -40,7 +40,7 @@ import time
 
 import numpy as np
 
-from tea_verl.demo import DEFAULT_ESTIMATORS, Task, best_of_mixture, best_of_normal, make_task, score, train  # noqa: F401
+from tea_verl.experiments.bandit import DEFAULT_ESTIMATORS, Task, best_of_mixture, best_of_normal, make_task, score, train  # noqa: F401
 
 
 def run(kind, m, n, estimators, seeds, prompts, checkpoints, lr, progress=True):
@@ -84,9 +84,9 @@ def expected_gradient(task: Task, estimator: str, m: int, n: int, batches: int, 
     """The estimator's mean policy gradient at the uniform policy, (P, K), over ``batches`` batches."""
     import torch
 
-    from tea_verl.demo import _resolve, advantages_via_verl
+    from tea_verl.experiments.bandit import advantages_via_verl, resolve_algorithm
 
-    adv_estimator, rollouts, algorithm = _resolve(estimator, m, n)
+    adv_estimator, rollouts, algorithm = resolve_algorithm(estimator, m, n)
     P, K = task.mu.shape
     gen = torch.Generator().manual_seed(seed)
     mu, sd = torch.from_numpy(task.mu), torch.from_numpy(task.sd)
@@ -105,7 +105,7 @@ def expected_gradient(task: Task, estimator: str, m: int, n: int, batches: int, 
 
 def alignment(kinds, budgets, estimators, prompts, batches, seed=0):
     """Cosine of each estimator's expected gradient with the exact best-of-N gradient; yields lines."""
-    from tea_verl.quality import infeasible
+    from tea_verl.metrics.quality import infeasible
 
     for kind in kinds:
         for m, n in budgets:
@@ -160,7 +160,7 @@ def main(argv=None) -> int:
         return 0
     checkpoints = sorted({int(c) for c in args.checkpoints.split(",")})
     label = "fraction of the way from pure A to pure B" if args.task == "mismatch" else "best-of-N gain over uniform"
-    from tea_verl.quality import infeasible
+    from tea_verl.metrics.quality import infeasible
 
     for m, n in budgets:
         skipped = {e: infeasible(e, m) for e in ests if infeasible(e, m)}

@@ -52,7 +52,7 @@ def time_report(directory: str, repeats: int = 3) -> list[float]:
 
 
 def law_recovery(prompts: int = 250, n: int = 64, seed: int = 7):
-    from tea_verl.bon_metrics import fit_scaling_law, summarize_curves
+    from tea_verl.metrics.curves import fit_scaling_law, summarize_curves
 
     rows = []
     for xi in (-0.3, 0.0, 0.2):

@@ -10,7 +10,7 @@ import numpy as np
 
 __all__ = ["Law", "LexiconLike", "LAWS", "EXTRA_LAWS", "ALL_LAWS", "call_registered", "resolve", "ESTIMATOR_NAMES"]
 
-from tea_verl.quality import ESTIMATOR_NAMES, call_registered, resolve  # noqa: E402,F401
+from tea_verl.metrics.quality import ESTIMATOR_NAMES, call_registered, resolve  # noqa: E402,F401
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class LexiconLike:
     Mixture on [-1, 1]: ``zero`` mass at 0, ``repeat`` mass spread evenly over :attr:`REPEATS`,
     the rest ``2 Beta(4, 3) - 1``. With ``jitter > 0`` each point mass becomes a uniform law of
     half-width ``jitter`` around it: "the same law without point masses". Exposes the law
-    interface of :func:`tea_verl.quality.measure` (sample, mean, cdf, best_of, advantage_fn); the
+    interface of :func:`tea_verl.metrics.quality.measure` (sample, mean, cdf, best_of, advantage_fn); the
     quantities are computed by quadrature on a fine grid of the (right-continuous) CDF.
     """
 

@@ -60,7 +60,8 @@ from scipy import stats
 
 from benchmarks.common import LAWS
 from tea_verl import estimators as E
-from tea_verl.bon_metrics import phi_gpd  # docs/method.md section 5: the exact GPD best-of-n basis
+from tea_verl.estimators.table import GEV
+from tea_verl.metrics.curves import phi_gpd  # docs/method.md section 5: the exact GPD best-of-n basis
 
 BUDGETS = [(4, 32), (8, 64), (16, 256)]
 
@@ -126,7 +127,7 @@ def section_plugin(samples: int = 400_000, seed: int = 0):
             x = law.sample(rng, (groups, m))
             r1, others = x[:, 0], np.sort(x[:, 1:], axis=1)
             k = np.arange(1, m)
-            curves = others @ E._best_of_k_table(m - 1).numpy().T  # (G, m-1) exact best-of-k of the others
+            curves = others @ E.exact.best_of_k_table(m - 1).numpy().T  # (G, m-1) exact best-of-k of the others
             X = np.vstack([np.ones(m - 1), phi_gev(xi, k)]).T
             a, b = np.linalg.lstsq(X, curves.T, rcond=None)[0]
             lam = ((n - 1) / (m - 1)) ** xi
@@ -226,7 +227,7 @@ def _geometric_weights(qs):
     def weights(m, n, xi, order=1, rho=-1.0, smoothing=None):  # smoothing: unused
         if n <= m:
             return ORIGINAL_PREFIX_WEIGHTS(m, n, xi, order, rho)
-        C, d = E._constraints(m, n, xi, order, rho)
+        C, d = E.gev.constraints(m, n, xi, order, rho)
         k = torch.arange(1, m + 1, dtype=torch.float64)
         C = torch.cat([C] + [(q ** (k - 1))[None, :] for q in qs])
         d = torch.cat([d] + [torch.tensor([q ** (n - 1)], dtype=torch.float64) for q in qs])
@@ -244,7 +245,7 @@ def _monotone_weights(w1_free: bool):
     def weights(m, n, xi, order=1, rho=-1.0, smoothing=None):  # smoothing: unused
         if n <= m:
             return ORIGINAL_PREFIX_WEIGHTS(m, n, xi, order, rho)
-        C, d = (t.numpy() for t in E._constraints(m, n, xi, order, rho))
+        C, d = (t.numpy() for t in E.gev.constraints(m, n, xi, order, rho))
         cols = [E.prefix_to_rank_weights(torch.eye(m, dtype=torch.float64)[k])[0] for k in range(m)]
         P = np.tril(np.ones((m - 1, m - 1))) @ torch.stack(cols, 1).numpy()  # prefix sums of omega
         bounds = [(None, None) if w1_free else (0.0, None)] + [(None, None)] * (m - 1)
@@ -288,7 +289,7 @@ def _variance_weights(all_k: bool):
     def weights(m, n, xi, order=1, rho=-1.0, smoothing=None):  # smoothing: unused
         if n <= m:
             return ORIGINAL_PREFIX_WEIGHTS(m, n, xi, order, rho)
-        C, d = E._constraints(m, n, xi, order, rho)
+        C, d = E.gev.constraints(m, n, xi, order, rho)
         first = 0 if all_k else 1
         S = _credit_covariance(m, round(float(xi), 3))[first:, first:]
         C = C[:, first:]
@@ -317,7 +318,7 @@ def least_norm_k2(m: int, n: int, xi: float, order: int = 1, rho: float = -1.0, 
     orders k = 2..m (``w_1 = 0``; all k when k = 2..m cannot meet them)."""
     if n <= m:
         return torch.eye(m, dtype=torch.float64)[n - 1]
-    C, d = E._constraints(m, n, xi, order, rho)
+    C, d = E.gev.constraints(m, n, xi, order, rho)
     first = 1 if m - 1 > order else 0
     w = torch.zeros(m, dtype=torch.float64)
     w[first:] = C[:, first:].T @ torch.linalg.solve(C[:, first:] @ C[:, first:].T, d)
@@ -333,7 +334,7 @@ def _normal_and_bandits(estimator: str, m: int, n: int) -> tuple[dict, dict]:
     (40 batches of 512 prompts), and the no-regret ("random") and mismatch bandit scores after
     1000 steps (3 seeds, 96 prompts)."""
     from benchmarks.bandit import run
-    from tea_verl.quality import measure
+    from tea_verl.metrics.quality import measure
 
     r = measure(LAWS["normal"], m, n, estimator, groups=512, batches=40, seed=0)
     scores = {}
@@ -394,7 +395,7 @@ def section_bulk(budgets=((8, 64), (4, 32), (16, 256))):
     import verl  # noqa: F401
 
     from benchmarks.bandit import run
-    from tea_verl.quality import measure
+    from tea_verl.metrics.quality import measure
 
     configs = [(rule, 1e-3) for rule in BULK_RULES] + [("(m-1)/(m+1)", 1e-4), ("(m-1)/(m+1)", 1e-2)]
     print("## bulk: prefix_tea's flat quantile q and smoothing; SVR/rho on normal; bandits after 1000 steps (3 seeds)")
@@ -488,7 +489,7 @@ def section_attractor(m: int = 8, n: int = 64, seed: int = 0, steps: int = 1000)
     worst mode (lowest best-of-N value) at the uniform start, and where training ends."""
     import verl  # noqa: F401
 
-    from tea_verl.demo import best_of_mixture, make_task, score, train
+    from tea_verl.experiments.bandit import best_of_mixture, make_task, score, train
 
     task = make_task("random", 96, np.random.default_rng(1000 + seed), m, n)
     P, K = task.mu.shape
@@ -500,8 +501,7 @@ def section_attractor(m: int = 8, n: int = 64, seed: int = 0, steps: int = 1000)
     weights = {
         "truth (N rollouts)": np.eye(n)[n - 1],
         "bon_m": np.eye(m)[m - 1],
-        "tea_gev": E.tea_weights(m, n, xi).numpy(),
-        "prefix_tea_gev": E.prefix_tea_weights(m, n, xi).numpy(),
+        **{name: weights_fn(m, n, xi).numpy() for name, weights_fn in zip(GEV, (E.tea_weights, E.prefix_tea_weights))},
         "least |w|^2, k >= 2": least_norm_k2(m, n, xi).numpy(),  # prefix_tea's earlier criterion
     }
     print(f"## attractor: random bandit (seed {seed}), m = {m}, N = {n}; xi = {xi:+.3f} fitted on the uniform mixtures' exact curves")
@@ -581,7 +581,7 @@ def section_isotonic(m: int = 8, n: int = 64):
           f"{'LM cosines':>20s} {'invalid / valid':>16s}")
     truths = [exact_gradient(np.asarray(p), n) for p in POINTS]
     try:
-        for est in ("tea_gev", "prefix_tea_gev"):
+        for est in GEV:
             for variant, fn in (("shipped", ORIGINAL_RANK_CREDIT), ("isotonic", isotonic_rank_credit),
                                 ("bottom", bottom_least_rank_credit)):
                 E.rank_credit = fn

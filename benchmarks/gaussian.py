@@ -24,8 +24,10 @@ import math
 import numpy as np
 import torch
 
+from tea_verl.config import TeaConfig
 from tea_verl.estimators import best_of_n_credit
 from tea_verl.estimators import gaussian as G
+from tea_verl.estimators.table import GAUSSIAN, TAIL
 
 ALPHA, N = 0.25, 128
 
@@ -85,8 +87,8 @@ def main(argv=None) -> int:
             groups = max(2000, 200_000 // m)
             x = torch.from_numpy(rng.standard_normal(groups * m))
             ids = torch.arange(groups).repeat_interleave(m)
-            for est in ("tea", "prefix_tea", "tea_gev", "prefix_tea_gev"):
-                c, _ = best_of_n_credit(x, ids, n, est, norm_by_std=False)
+            for est in TAIL:
+                c, _ = best_of_n_credit(x, ids, est, TeaConfig(N=n), norm_by_std=False)
                 c, xx = c.view(groups, m), x.view(groups, m)
                 gl, gs = (c * xx).sum(1) / m, (c * (xx * xx - 1)).sum(1) / m
                 print(f"{m:3d} {n:4d} {est:16s} {float(gl.mean()):9.3f} {float(gs.mean()):7.3f} "
@@ -96,7 +98,7 @@ def main(argv=None) -> int:
         print(f"\n# convergence: SVR at N = {N} on a normal law, natural batches of 512 prompts, 2^21 rewards or 24 batches per cell; +- 1 s.e.")
         print(f"{'m':>4s} {'tea':>14s} {'prefix_tea':>14s}")
         for m in (16, 32, 64, 128, 256):
-            cells = [convergence_svr(est, m) for est in ("tea", "prefix_tea")]
+            cells = [convergence_svr(est, m) for est in GAUSSIAN]
             print(f"{m:4d} " + " ".join(f"{v:7.3f} +- {se:.3f}" for v, se in cells), flush=True)
     return 0
 

@@ -8,7 +8,7 @@
     python -m benchmarks.lm --policy-alignment                # the same cosine in the LM's parameters, at its warm start (minutes)
     python -m benchmarks.lm --merge lm_out/lm.json,lm_paper/lm.json --out docs/lm   # one table and plot from several runs
 
-The task, the warm start and the experiment are :mod:`tea_verl.lm`'s (``tea-verl demo --lm`` runs
+The task, the warm start and the experiment are :mod:`tea_verl.experiments.lm`'s (``tea-verl demo --lm`` runs
 the same). Output: a table of final best-of-1 / best-of-m / best-of-N per estimator (mean ± s.e.
 over seeds), the per-step fraction of answers in mode B with the best-of-N and verl's advantage
 range, ``lm_out/lm.png`` (best-of-N against step, and the best-of-k curve at the end) and
@@ -28,14 +28,14 @@ import sys
 
 import numpy as np
 
-from tea_verl.lm import main
+from tea_verl.experiments.lm import main
 
 KINDS = ("A", "B", "invalid")
 POINTS = ((0.50, 0.48, 0.02), (0.10, 0.80, 0.10), (0.05, 0.65, 0.30))
 
 
 def _task():
-    from tea_verl.lm import INVALID_REWARD, MODES
+    from tea_verl.experiments.lm import INVALID_REWARD, MODES
 
     mu = np.array([[MODES["A"][0], MODES["B"][0], INVALID_REWARD]])
     sd = np.array([[MODES["A"][1], MODES["B"][1], 0.01]])
@@ -44,7 +44,7 @@ def _task():
 
 def exact_gradient(pi: np.ndarray, n: int, eps: float = 1e-5) -> np.ndarray:
     """d E[max of n] / d logits at ``pi`` (3,), by central differences of the exact value."""
-    from tea_verl.demo import best_of_mixture
+    from tea_verl.experiments.bandit import best_of_mixture
 
     mu, sd = _task()
     grad = np.zeros(3)
@@ -63,9 +63,9 @@ def kind_batches(pi: np.ndarray, estimator: str, m: int, n: int, batches: int, g
     ``(kinds, rewards, advantages)``, one entry per answer."""
     import torch
 
-    from tea_verl.demo import _resolve, advantages_via_verl
+    from tea_verl.experiments.bandit import advantages_via_verl, resolve_algorithm
 
-    adv_estimator, rollouts, algorithm = _resolve(estimator, m, n)
+    adv_estimator, rollouts, algorithm = resolve_algorithm(estimator, m, n)
     mu, sd = (torch.from_numpy(a[0]) for a in _task())
     gen = torch.Generator().manual_seed(seed)
     p = torch.from_numpy(np.asarray(pi, dtype=np.float64))
@@ -97,7 +97,7 @@ def alignment(argv) -> int:
     ap.add_argument("--batches", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    from tea_verl.cli import quiet_verl
+    from tea_verl.launch.common import quiet_verl
 
     quiet_verl()
     ests = [e.strip() for e in args.estimators.split(",") if e.strip()]
@@ -155,9 +155,9 @@ def policy_alignment(argv) -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tea_verl import lm
-    from tea_verl.cli import quiet_verl
-    from tea_verl.demo import _resolve, advantages_via_verl
+    from tea_verl.experiments import lm
+    from tea_verl.launch.common import quiet_verl
+    from tea_verl.experiments.bandit import advantages_via_verl, resolve_algorithm
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.lm --policy-alignment")
     ap.add_argument("--policy-alignment", action="store_true")
@@ -204,7 +204,7 @@ def policy_alignment(argv) -> int:
     P, S = len(prompts), args.samples
 
     def gradient(estimator: str, half: int | None = None) -> torch.Tensor:
-        adv_estimator, rollouts, algorithm = _resolve(estimator, args.m, args.N)
+        adv_estimator, rollouts, algorithm = resolve_algorithm(estimator, args.m, args.N)
         idx = torch.arange(P * S).view(P, S)
         if half is not None:
             idx = idx[:, half * S // 2:(half + 1) * S // 2]
@@ -234,7 +234,7 @@ def merge(argv) -> int:
     import json
     import os
 
-    from tea_verl import lm
+    from tea_verl.experiments import lm
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.lm --merge")
     ap.add_argument("--merge", required=True, help="comma-separated lm.json files")

@@ -6,7 +6,7 @@
 Prints SVR (the estimator's implied spread/location gradient ratio over the truth; 1 is right,
 GRPO is 0) and rho (alignment of the expected credit with the true best-of-N advantage, Monte
 Carlo noise removed) per law and budget, with standard errors from independent batches of
-``--groups`` prompts. The definitions and the measurement are ``tea_verl.quality``'s docstring.
+``--groups`` prompts. The definitions and the measurement are ``tea_verl.metrics.quality``'s docstring.
 One row per (law, budget), one column per estimator: grpo, grpo_passk, bon at N = m, the paper's
 Gaussian tea and prefix_tea, and the GEV tea_gev and prefix_tea_gev. A Gaussian cell reads
 ``needs m >= 5`` where the group's upper quarter holds fewer than 2 rewards.
@@ -18,7 +18,7 @@ import argparse
 import time
 
 from benchmarks.common import ALL_LAWS
-from tea_verl.quality import ESTIMATOR_NAMES, infeasible, measure  # noqa: F401  (measure: the math lives in the package)
+from tea_verl.metrics.quality import ESTIMATOR_NAMES, infeasible, measure  # noqa: F401  (measure: the math lives in the package)
 
 
 def main(argv=None) -> int:

@@ -1,11 +1,13 @@
 """Speed benchmark: the best-of-N estimators against verl's GRPO estimators, side by side.
 
-    python -m benchmarks.speed [--prompts 4096 --m 16 --length 256 --N 256 --repeats 15]
+    python -m benchmarks.speed [--prompts 4096 --m 16 --length 256 --N 256 --repeats 15 --uids uuid]
 
 All estimators are called through verl's registry on the same CPU batch (float32
-token_level_rewards of shape (prompts*m, length), a random response mask, string uids), in
-round-robin order so that machine noise hits every estimator alike. Reports the median
-wall time and its ratio to verl's ``grpo_vectorized``.
+token_level_rewards of shape (prompts*m, length), a random response mask, and the prompt uids verl's
+trainer assigns: ``str(uuid.uuid4())`` per prompt in an object array; ``--uids short`` uses
+``uid-000001``-style strings instead), in round-robin order so that machine noise hits every
+estimator alike. Reports the median wall time and its ratio to verl's ``grpo_vectorized``; the
+target is at most 1.2x for every estimator.
 
 The GEV ``tea_gev``/``prefix_tea_gev`` are timed twice: "warm" (the per-(m, N, xi) weight cache
 holds the batch's fitted xi, the steady state of a run: xi lives on a 0.005 grid) and "cold"
@@ -17,29 +19,35 @@ and m only) and are timed once.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
+import uuid
 
 import numpy as np
 import torch
 from omegaconf import OmegaConf
 
 
-def make_batch(prompts: int, m: int, length: int, seed: int = 0):
+def make_batch(prompts: int, m: int, length: int, seed: int = 0, uids: str = "uuid"):
     gen = torch.Generator().manual_seed(seed)
     bs = prompts * m
     lengths = torch.randint(1, length + 1, (bs,), generator=gen)
     mask = (torch.arange(length)[None, :] < lengths[:, None]).float()
     rewards = torch.zeros(bs, length)
     rewards[torch.arange(bs), lengths - 1] = torch.randn(bs, generator=gen)
-    uids = np.array([f"uid-{p:06d}" for p in range(prompts) for _ in range(m)], dtype=object)
-    return rewards, mask, uids
+    rng = random.Random(seed)
+    if uids == "uuid":  # verl's ray trainer: str(uuid.uuid4()) per prompt, repeated rollout.n times
+        ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(prompts)]
+    else:
+        ids = [f"uid-{p:06d}" for p in range(prompts)]
+    return rewards, mask, np.array([ids[p] for p in range(prompts) for _ in range(m)], dtype=object)
 
 
 def clear_caches():
     from tea_verl import estimators as E
 
-    for fn in (E.tea_weights, E.prefix_tea_weights, E._prefix_rank_table, E._best_of_k_table):
+    for fn in (E.tea_weights, E.prefix_tea_weights, E.exact.prefix_rank_table, E.exact.best_of_k_table):
         fn.cache_clear()
 
 
@@ -50,23 +58,23 @@ def main(argv=None) -> int:
     ap.add_argument("--length", type=int, default=256)
     ap.add_argument("--N", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--uids", choices=("uuid", "short"), default="uuid", help="prompt ids: verl's uuid4 strings (default) or short strings")
     args = ap.parse_args(argv)
     import verl  # noqa: F401
     from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 
-    rewards, mask, uids = make_batch(args.prompts, args.m, args.length)
-    cases = [
-        ("grpo_vectorized", "grpo_vectorized", args.N, False),
-        ("grpo", "grpo", args.N, False),
-        ("grpo_passk", "grpo_passk", args.N, False),
-        (f"bon (N={args.m})", "bon", args.m, False),
-        ("tea", "tea", args.N, False),
-        ("prefix_tea", "prefix_tea", args.N, False),
-        ("tea_gev (warm)", "tea_gev", args.N, False),
-        ("tea_gev (cold)", "tea_gev", args.N, True),
-        ("prefix_tea_gev (warm)", "prefix_tea_gev", args.N, False),
-        ("prefix_tea_gev (cold)", "prefix_tea_gev", args.N, True),
-    ]
+    from tea_verl.estimators.table import ESTIMATORS, EXACT, GEV
+
+    rewards, mask, uids = make_batch(args.prompts, args.m, args.length, uids=args.uids)
+    cases = [("grpo_vectorized", "grpo_vectorized", args.N, False), ("grpo", "grpo", args.N, False),
+             ("grpo_passk", "grpo_passk", args.N, False)]
+    for name in ESTIMATORS:  # every registered estimator; the GEV family warm and cold
+        if name in EXACT:
+            cases.append((f"{name} (N={args.m})", name, args.m, False))
+        elif name in GEV:
+            cases += [(f"{name} (warm)", name, args.N, False), (f"{name} (cold)", name, args.N, True)]
+        else:
+            cases.append((name, name, args.N, False))
     times = {c[0]: [] for c in cases}
     print(f"# {args.prompts} prompts x {args.m} responses x {args.length} tokens, CPU, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.repeats}")

@@ -11,7 +11,7 @@
    ``bon_m``, ``tea`` and ``prefix_tea`` on the lexicon-like law, on its two kinds of point mass
    alone (the zero atom sits in the bulk and almost never ties at the top; the recurring values
    do), and on the same law without point masses (each atom spread over +-0.01), in batches of
-   ``--groups`` prompts, measured by :func:`tea_verl.quality.measure`. Caveat: SVR is measured
+   ``--groups`` prompts, measured by :func:`tea_verl.metrics.quality.measure`. Caveat: SVR is measured
    pathwise (sample 1 perturbed by +-h), which presumes a density; on a law with atoms it is not
    the spread valuation of the estimator (the zero-atom-only row shows it). rho is well defined
    on any law.
@@ -32,7 +32,9 @@ import numpy as np
 import torch
 
 from benchmarks.common import LexiconLike
+from tea_verl.config import TeaConfig
 from tea_verl.estimators import DISCRETE_TEST_LEVEL, best_of_n_credit
+from tea_verl.estimators.table import GEV
 
 
 def _normal(rng, shape):
@@ -67,7 +69,7 @@ def decision_table(m: int, n: int, batches: int, sizes=(4, 16, 64, 256), seed: i
             hits = 0
             for _ in range(count):
                 x = torch.from_numpy(np.asarray(sample(rng, (g * m,)), dtype=np.float64))
-                _, info = best_of_n_credit(x, ids, n, "tea_gev")
+                _, info = best_of_n_credit(x, ids, "tea_gev", TeaConfig(N=n))
                 hits += info.discrete_batch
                 ties += info.tie_groups
                 eligible += info.eligible_groups
@@ -78,11 +80,11 @@ def decision_table(m: int, n: int, batches: int, sizes=(4, 16, 64, 256), seed: i
 
 def cost_table(m: int, n: int, groups: int, samples: int, seed: int = 0):
     """Yields the table's lines, one law at a time."""
-    from tea_verl.quality import measure
+    from tea_verl.metrics.quality import measure
 
     laws = {"lexicon-like": LexiconLike(), "zero atom only": LexiconLike(repeat=0.0),
             "recurring values only": LexiconLike(zero=0.0), "lexicon-like, jittered": LexiconLike(jitter=0.01)}
-    ests = ("bon_m", "tea_gev", "prefix_tea_gev")
+    ests = ("bon_m", *GEV)
     yield from [f"# SVR and rho with point masses and without; m = {m}, N = {n}, batches of {groups} prompts, "
              f"{samples} rewards each; +- 1 s.e.",
              f"{'law':24s}     " + " ".join(f"{e:>16s}" for e in ests)]
@@ -102,13 +104,13 @@ def jump_table(m: int, n: int, groups: int = 4096, seed: int = 0):
            f"m = {m}, N = {n}, xi fixed at -0.3, raw credit")
     yield f"{'law':26s} {'estimator':>10s} {'E[c_1]':>9s} {'E[dc_1/dr_1]':>13s} {'max |dc_1/dr_1|':>16s}"
     for name, law in (("zero atom only", LexiconLike(repeat=0.0)), ("zero atom, jittered", LexiconLike(repeat=0.0, jitter=0.01))):
-        for est in ("tea_gev", "prefix_tea_gev"):
+        for est in GEV:
             rng = np.random.default_rng(seed)
             x = law.sample(rng, (groups, m))
             x[:, 0] = 0.0
 
             def credit(v):
-                c, _ = best_of_n_credit(torch.from_numpy(v.reshape(-1)), ids, n, est, shape=-0.3, norm_by_std=False)
+                c, _ = best_of_n_credit(torch.from_numpy(v.reshape(-1)), ids, est, TeaConfig(N=n, shape=-0.3), norm_by_std=False)
                 return c.numpy().reshape(groups, m)[:, 0]
 
             xp, xm = x.copy(), x.copy()
@@ -120,8 +122,8 @@ def jump_table(m: int, n: int, groups: int = 4096, seed: int = 0):
 
 def diagnose_table(m: int, n: int, seed: int = 0):
     """Yields what diagnose reports on lexicon-like and on pass/fail samples."""
-    from tea_verl.diagnose import diagnose
-    from tea_verl.report import Samples
+    from tea_verl.metrics.diagnose import diagnose
+    from tea_verl.metrics.samples import Samples
 
     rng = np.random.default_rng(seed)
     laws = {"lexicon-like": LexiconLike().sample(rng, (200, 64)),

@@ -1,7 +1,7 @@
 """Tiny, locally built models and rollout batches for the tests and benchmarks (the model hub is
 out of reach on CI machines).
 
-The tokenizer and the Llama config are :mod:`tea_verl.tiny`'s (``tea-verl smoke`` uses them too).
+The tokenizer and the Llama config are :mod:`tea_verl.launch.tiny`'s (``tea-verl smoke`` uses them too).
 The reward model is a config-built ``LlamaForSequenceClassification`` with one label and seeded
 random weights.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tea_verl.tiny import build_tokenizer, llama_config  # noqa: F401  (build_tokenizer: re-exported for the tests)
+from tea_verl.launch.tiny import build_tokenizer, llama_config  # noqa: F401  (build_tokenizer: re-exported for the tests)
 
 
 def build_reward_model(tokenizer, seed: int = 0, hidden: int = 32, layers: int = 2):

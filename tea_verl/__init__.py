@@ -1,7 +1,19 @@
-"""tea-verl: best-of-N-oriented advantage estimators (bon, TEA, Prefix-TEA) for verl.
+"""tea-verl: best-of-N-oriented advantage estimators (bon, TEA, Prefix-TEA, TEA-GEV, Prefix-TEA-GEV)
+for verl.
 
-``tea_verl.estimators`` is the pure torch math (no verl import); ``tea_verl.advantage`` the verl
-glue, registered through the ``verl.plugins`` entry point (``tea_verl.plugin``).
+Subpackages, each importing only those below it (pyproject.toml's import-linter contract):
+
+* :mod:`tea_verl.cli`: the ``tea-verl`` command line;
+* :mod:`tea_verl.experiments`: the bandit demo and the tiny language-model experiment;
+* :mod:`tea_verl.launch`: CPU launches of verl's trainer (``tea-verl smoke``) and their tiny model;
+* :mod:`tea_verl.cpu`: verl's trainer on a CPU (platform, engines, rollout);
+* :mod:`tea_verl.integrations`: the framework glue (verl: estimators, reward manager, validation);
+* :mod:`tea_verl.metrics`: best-of-k curves, the scaling-law fit, estimator quality, diagnosis;
+* :mod:`tea_verl.estimators`: the pure torch math and the one table of estimators;
+* :mod:`tea_verl.config`: the settings and their defaults.
+
+Kept paths: ``python -m tea_verl.main_ppo``, ``pkg://tea_verl.rewards`` and
+``VERL_USE_EXTERNAL_MODULES=tea_verl.plugin`` / ``tea_verl.cpu``.
 """
 
 import os

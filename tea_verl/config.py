@@ -1,17 +1,20 @@
-"""The ``algorithm.tea`` config node: one typed object, validated once, errors that name the key.
+"""The settings: ``algorithm.tea`` (:class:`TeaConfig`) and ``reward.best_of_n``
+(:class:`BestOfNConfig`), typed objects validated once, with errors that name the key.
 
-The same keys, with the same defaults, are declared in ``tea_verl/conf/tea_trainer.yaml`` (the
-Hydra config that extends verl's ``ppo_trainer``) and documented in README.md and
-docs/estimators.md; a test keeps the three in step.
+The bottom layer of the package: pure Python, no torch and no verl. The defaults live here and
+only here: the estimators read theirs from :data:`TEA_DEFAULTS`, and ``tea_verl/conf/tea_keys.yaml``
+(the Hydra keys that extend verl's ``ppo_trainer``) declares the same keys with the same defaults,
+which a test checks. docs/configuration.md documents them.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from types import SimpleNamespace
 from typing import Any, Mapping
 
-__all__ = ["TeaConfig", "BestOfNConfig", "ConfigError"]
+__all__ = ["TeaConfig", "TEA_DEFAULTS", "BestOfNConfig", "ConfigError"]
 
 
 class ConfigError(ValueError):
@@ -165,7 +168,6 @@ class TeaConfig:
             )
 
     @classmethod
-    @classmethod
     def from_algorithm(cls, algorithm: Any) -> "TeaConfig":
         """Read ``tea`` from verl's ``algorithm`` node (OmegaConf DictConfig, dict or None)."""
         node = None if algorithm is None else _get(algorithm, "tea")
@@ -181,6 +183,11 @@ class TeaConfig:
         extra = {k: v for k, v in raw.items() if k not in names}
         known.setdefault("N", None)
         return cls(**known, extra=extra)
+
+
+TEA_DEFAULTS = SimpleNamespace(**{f.name: f.default for f in fields(TeaConfig) if f.name not in ("N", "extra")})
+"""The default of every ``algorithm.tea`` key but ``N`` (which has none), read from :class:`TeaConfig`:
+``TEA_DEFAULTS.alpha`` is 0.25. The one source of the estimators' keyword defaults."""
 
 
 PROXY_SOURCES = ("auto", "function", "reward_model")

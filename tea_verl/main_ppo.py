@@ -1,40 +1,9 @@
-"""``python -m tea_verl.main_ppo``: verl's PPO entry point with best-of-N validation metrics.
+"""Kept path: ``python -m tea_verl.main_ppo`` (verl's PPO entry point with best-of-N validation
+metrics). The entry point is :mod:`tea_verl.integrations.verl.main_ppo`."""
 
-Identical to ``python -m verl.trainer.main_ppo`` (same Hydra overrides, same checks, verl's
-public ``run_ppo``) except that (1) the default config is ``tea_trainer`` (verl's ``ppo_trainer``
-plus ``algorithm.tea`` and ``reward.best_of_n``), (2) :mod:`tea_verl.preflight` checks the config
-before Ray starts, and (3) the task runner is
-:class:`tea_verl.validation.TeaTaskRunner`, whose trainer adds the best-of-N validation metrics.
-Why a thin entry point and not a patch: verl 0.9.1 has no validation-metrics hook, but
-``run_ppo(config, task_runner_class)`` is public; a patch would have to be re-applied to every
-installed verl.
-"""
+from tea_verl.integrations.verl.main_ppo import main
 
-from __future__ import annotations
-
-import hydra
-
-
-@hydra.main(config_path="conf", config_name="tea_trainer", version_base=None)
-def main(config) -> None:
-    from verl.trainer.main_ppo import run_ppo
-    from verl.utils.device import auto_set_device
-
-    from tea_verl.config import ConfigError
-    from tea_verl.preflight import PreflightError, check
-    from tea_verl.validation import TeaTaskRunner
-
-    if not config.trainer.get("use_v1", True):
-        raise ConfigError(
-            "tea_verl.main_ppo adds the best-of-N validation metrics to verl's v1 trainer; "
-            "trainer.use_v1=false (the deprecated legacy trainer) is not supported."
-        )
-    auto_set_device(config)
-    problems = check(config)  # includes reward.best_of_n and verl's own validate_config
-    if problems:
-        raise PreflightError(problems)
-    run_ppo(config, task_runner_class=TeaTaskRunner)
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
     main()

@@ -1,20 +1,6 @@
-"""Reward functions shipped with tea-verl (for ``reward.custom_reward_function``)."""
+"""Kept path: ``reward.custom_reward_function.path=pkg://tea_verl.rewards``. The reward functions are
+in :mod:`tea_verl.integrations.verl.rewards`."""
 
-from __future__ import annotations
+from tea_verl.integrations.verl.rewards import reward_model_via_best_of_n
 
-
-def reward_model_via_best_of_n(**kwargs):
-    """Routing marker: lets verl 0.9.1 hand reward-model scoring to the ``best_of_n`` manager.
-
-    With ``reward.reward_model.enable=True``, verl's ``RewardLoopWorker`` calls the configured
-    reward manager only when ``reward.custom_reward_function.path`` is set. Point it here
-    (``path=pkg://tea_verl.rewards``, ``name=reward_model_via_best_of_n``) together with
-    ``reward.reward_manager.name=best_of_n``: that manager then queries the reward model through
-    verl's reward router itself and never calls this function. Any other manager would call it,
-    and gets this error instead of a silent score.
-    """
-    raise RuntimeError(
-        "tea_verl.rewards.reward_model_via_best_of_n is a routing marker for reward.reward_manager.name=best_of_n "
-        "(with reward.best_of_n.proxy=auto or reward_model); another reward manager called it. Set "
-        "reward.reward_manager.name=best_of_n, or point reward.custom_reward_function at a real reward function."
-    )
+__all__ = ["reward_model_via_best_of_n"]

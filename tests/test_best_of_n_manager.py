@@ -18,7 +18,7 @@ from benchmarks.tiny import build_reward_model, build_tokenizer, model_score_fn,
 from benchmarks.common import compose_tea_trainer as compose
 from benchmarks.common import rm_best_of_n_overrides
 from tea_verl.config import ConfigError
-from tea_verl.reward_manager import BestOfNRewardManager, ScoringError
+from tea_verl.integrations.verl.reward_manager import BestOfNRewardManager, ScoringError
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from tea_verl.bon_metrics import fit_scaling_law, log2_ks, phi_gpd, prompt_curves, summarize_curves
+from tea_verl.metrics.curves import fit_scaling_law, log2_ks, phi_gpd, prompt_curves, summarize_curves
 
 
 def brute_force(sel, gold, k):

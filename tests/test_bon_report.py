@@ -10,9 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from tea_verl.bon_metrics import prompt_curves
+from tea_verl.metrics.curves import prompt_curves
 from tea_verl.cli import main as cli
-from tea_verl.report import ReportError, analyse, format_report, read_samples
+from tea_verl.metrics.report import analyse, format_report
+from tea_verl.metrics.samples import ReportError, read_samples
 
 
 def write_verl_dump(directory, prompts=6, n=8, step=10, seed=0, sources=("ultrafeedback", "hh_rlhf"), gold=True):
@@ -178,7 +179,7 @@ def test_val_metrics_update_adds_best_of_n_metrics_under_verls_naming():
     from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
     from benchmarks.common import compose_tea_trainer as compose
-    from tea_verl.validation import with_bon_validation
+    from tea_verl.integrations.verl.validation import with_bon_validation
 
     cls = with_bon_validation(PPOTrainerSync)
     assert issubclass(cls, PPOTrainerSync) and with_bon_validation(cls) is cls
@@ -202,7 +203,7 @@ def test_val_metrics_update_adds_best_of_n_metrics_under_verls_naming():
 
 
 def test_without_the_best_of_n_manager_verls_reward_is_the_selection_score():
-    from tea_verl.validation import bon_validation_metrics
+    from tea_verl.integrations.verl.validation import bon_validation_metrics
 
     data_sources, uids, infos = _verl_validation_inputs()
     metrics = bon_validation_metrics(data_sources, uids, {"reward": infos["reward"]})
@@ -215,7 +216,7 @@ def test_task_runner_swaps_in_the_metric_trainer_only_inside_its_run():
     from verl.trainer.ppo.v1 import get_trainer_cls
     from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
 
-    from tea_verl.validation import TeaTaskRunnerImpl, bon_trainers
+    from tea_verl.integrations.verl.validation import TeaTaskRunnerImpl, bon_trainers
 
     assert issubclass(TeaTaskRunnerImpl, TaskRunnerV1.__ray_actor_class__)
     before = dict(TRAINER_REGISTRY)
@@ -240,7 +241,7 @@ def test_entry_point_composes_the_tea_trainer_config():
 
 
 def test_a_shape_fit_at_its_bound_is_flagged_without_a_standard_error():
-    from tea_verl.bon_metrics import fit_scaling_law, prompt_curves
+    from tea_verl.metrics.curves import fit_scaling_law, prompt_curves
 
     rng = np.random.default_rng(8)
     # Q(u) = 1 - (1-u)^3: a hard ceiling approached steeply, xi = -3, below the range [-2, 0.5]

@@ -46,7 +46,8 @@ def test_bad_input_is_one_line(args, status, message, scores, tmp_path):
 
 
 def test_discrete_scores_are_not_extrapolated_above_their_top_level(tmp_path):
-    from tea_verl.report import analyse, format_report, read_samples
+    from tea_verl.metrics.report import analyse, format_report
+    from tea_verl.metrics.samples import read_samples
 
     path = tmp_path / "passfail.jsonl"
     with open(path, "w") as f:

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tea_verl import tiny
+from tea_verl.launch import tiny
 from tea_verl.cpu.rollout import HFRolloutServer
 
 

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from tea_verl.smoke import processes_with as _processes_with  # the processes naming a private Ray temp dir
+from tea_verl.launch.common import processes_with as _processes_with  # the processes naming a private Ray temp dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -173,13 +173,13 @@ def test_broken_launch_fails_fast_with_one_message(tmp_path, args, message):
 
 
 def test_reward_fn_from_a_file_is_used(tmp_path):
-    from tea_verl.smoke import SmokeError, _parse_reward_fn
+    from tea_verl.launch.common import LaunchError, parse_reward_fn
 
     f = tmp_path / "my_reward.py"
     f.write_text("def score(data_source, solution_str, ground_truth, extra_info=None, **kw):\n    return float(len(solution_str))\n")
-    assert _parse_reward_fn(f"{f}:score") == (str(f), "score")
-    with pytest.raises(SmokeError, match="has no function 'nope'"):
-        _parse_reward_fn(f"{f}:nope")
+    assert parse_reward_fn(f"{f}:score") == (str(f), "score")
+    with pytest.raises(LaunchError, match="has no function 'nope'"):
+        parse_reward_fn(f"{f}:nope")
 
 
 def _sigint_as_at_a_terminal():
@@ -213,20 +213,6 @@ def test_ctrl_c_stops_ray_and_the_workers(tmp_path):
     assert rc == 130, proc.stderr.read()[-2000:]
     time.sleep(2)
     assert _processes_with(marker) == [], "Ray processes outlived the interrupted smoke run"
-
-
-def test_private_verl_names_are_where_the_cpu_backend_expects():
-    code = "from tea_verl.cpu import check_private_names; check_private_names(include_heavy=True); print('ok')"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(VERL_PLATFORM="cpu"))
-    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
-
-
-def test_a_moved_private_name_fails_loudly(monkeypatch):
-    import tea_verl.cpu as cpu
-
-    monkeypatch.setattr(cpu, "PRIVATE_NAMES", cpu.PRIVATE_NAMES + (("verl.workers.rollout.base", "_GONE", "a test", False),))
-    with pytest.raises(cpu.PrivateNameMoved, match=r"verl\.workers\.rollout\.base\._GONE .*update tea_verl/cpu"):
-        cpu.check_private_names()
 
 
 def test_cpu_platform_answers_for_the_cpu():

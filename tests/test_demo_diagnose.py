@@ -12,10 +12,10 @@ import torch
 
 import verl  # noqa: F401 - the plugin registers the estimators
 from benchmarks.common import LAWS
-from tea_verl.diagnose import DiagnoseError, diagnose, format_diagnosis, rule_of_thumb
+from tea_verl.metrics.diagnose import DiagnoseError, diagnose, format_diagnosis, rule_of_thumb
 from tea_verl.estimators import fit_tail_shape
-from tea_verl.quality import call_registered, measure
-from tea_verl.report import Samples
+from tea_verl.metrics.quality import call_registered, measure
+from tea_verl.metrics.samples import Samples
 
 
 # ------------------------------------------------------------------------------------------------
@@ -24,7 +24,7 @@ from tea_verl.report import Samples
 def test_demo_advantages_go_through_verls_compute_advantage():
     from omegaconf import OmegaConf
 
-    from tea_verl.demo import advantages_via_verl
+    from tea_verl.experiments.bandit import advantages_via_verl
 
     rng = np.random.default_rng(0)
     rewards = torch.from_numpy(rng.normal(size=64))

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from tea_verl.config import TeaConfig
 from tea_verl import estimators as E
 from tea_verl.estimators import best_of_n_credit
+from tea_verl.estimators.gev import constraints
 
 ALL = ("bon", "tea", "prefix_tea", "tea_gev", "prefix_tea_gev")
 
@@ -66,7 +68,7 @@ def test_bon_matches_brute_force_enumeration(seed):
     multi = [m for m in sizes if m > 1]
     x, g = random_batch(rng, sizes)
     n = rng.randint(1, min(multi))
-    got, _ = best_of_n_credit(x, g, n, "bon", norm_by_std=False)
+    got, _ = best_of_n_credit(x, g, "bon", TeaConfig(N=n), norm_by_std=False)
     for gid in range(len(sizes)):
         idx = torch.nonzero(g == gid).flatten().tolist()
         want = brute_bon([float(x[i]) for i in idx], n) if len(idx) > 1 else [0.0]
@@ -80,8 +82,8 @@ def test_tail_estimators_equal_bon_when_n_le_m(estimator, seed):
     sizes = [rng.randint(3, 9) for _ in range(4)]
     x, g = random_batch(rng, sizes)
     n = rng.randint(1, min(sizes))
-    a, _ = best_of_n_credit(x, g, n, "bon")
-    b, _ = best_of_n_credit(x, g, n, estimator)
+    a, _ = best_of_n_credit(x, g, "bon", TeaConfig(N=n))
+    b, _ = best_of_n_credit(x, g, estimator, TeaConfig(N=n))
     assert torch.equal(a, b)
 
 
@@ -89,7 +91,7 @@ def test_n1_is_rloo():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(5, 7, generator=gen, dtype=torch.float64)
     g = torch.arange(5).repeat_interleave(7)
-    got, _ = best_of_n_credit(x.reshape(-1), g, 1, "bon", norm_by_std=False)
+    got, _ = best_of_n_credit(x.reshape(-1), g, "bon", TeaConfig(N=1), norm_by_std=False)
     rloo = x - (x.sum(1, keepdim=True) - x) / 6
     assert torch.allclose(got, rloo.reshape(-1), atol=1e-12)
 
@@ -98,7 +100,7 @@ def test_n_equals_m_is_max_gap_for_top_sample_only():
     x = torch.tensor([0.3, 2.0, 1.1, -4.0, 5.0, 5.0, 1.0], dtype=torch.float64)
     g = torch.tensor([0, 0, 0, 0, 1, 1, 1])
     # group 1 ties at its top (deliberately): opt out of the discrete-rewards check
-    got, _ = best_of_n_credit(x, g, 4, "tea_gev", norm_by_std=False, max_top_tie_rate=1.0)
+    got, _ = best_of_n_credit(x, g, "tea_gev", TeaConfig(N=4, max_top_tie_rate=1.0), norm_by_std=False)
     # group 0: only the top (2.0) gets credit m * (2.0 - 1.1); group 1 is smaller than N=4 -> tail
     assert torch.allclose(got[:4], torch.tensor([0.0, 4 * 0.9, 0.0, 0.0], dtype=torch.float64))
 
@@ -107,13 +109,13 @@ def test_n_equals_m_is_max_gap_for_top_sample_only():
 def test_permutation_equivariance(estimator):
     x, g, gen = normal_groups(1, 64, 6)
     n = budget(estimator, 6, 40)
-    base, _ = best_of_n_credit(x, g, n, estimator)
+    base, _ = best_of_n_credit(x, g, estimator, TeaConfig(N=n))
     perm = torch.randperm(x.numel(), generator=gen)
-    permuted, _ = best_of_n_credit(x[perm], g[perm], n, estimator)
+    permuted, _ = best_of_n_credit(x[perm], g[perm], estimator, TeaConfig(N=n))
     assert torch.allclose(permuted, base[perm], atol=1e-12)
     # relabelling groups changes nothing either
     relabel = torch.randperm(64, generator=gen)
-    relabelled, _ = best_of_n_credit(x, relabel[g], n, estimator)
+    relabelled, _ = best_of_n_credit(x, relabel[g], estimator, TeaConfig(N=n))
     assert torch.allclose(relabelled, base, atol=1e-12)
 
 
@@ -122,8 +124,8 @@ def test_permutation_equivariance(estimator):
 def test_affine_equivariance(estimator, a, b):
     x, g, _ = normal_groups(2, 128, 8)
     n = budget(estimator, 8, 64)
-    raw, info = best_of_n_credit(x, g, n, estimator, norm_by_std=False)
-    raw2, info2 = best_of_n_credit(a * x + b, g, n, estimator, norm_by_std=False)
+    raw, info = best_of_n_credit(x, g, estimator, TeaConfig(N=n), norm_by_std=False)
+    raw2, info2 = best_of_n_credit(a * x + b, g, estimator, TeaConfig(N=n), norm_by_std=False)
     # the pooled shape fit is affine invariant (only the GEV family fits one; the others: nan)
     assert info.xi == info2.xi or (estimator not in E.GEV and math.isnan(info.xi) and math.isnan(info2.xi))
     # a * x + b is itself rounded: each input is off by up to ulp(b) ~ 2.2e-16 |b|, and a credit
@@ -132,8 +134,8 @@ def test_affine_equivariance(estimator, a, b):
     input_err = 1e-13 * abs(b)
     assert torch.allclose(raw2, a * raw, rtol=1e-7, atol=1e-9 * a + input_err)
     for scale in ("batch", "group"):
-        norm, _ = best_of_n_credit(x, g, n, estimator, std_scale=scale, epsilon=0.0)
-        norm2, _ = best_of_n_credit(a * x + b, g, n, estimator, std_scale=scale, epsilon=0.0)
+        norm, _ = best_of_n_credit(x, g, estimator, TeaConfig(N=n, std_scale=scale), epsilon=0.0)
+        norm2, _ = best_of_n_credit(a * x + b, g, estimator, TeaConfig(N=n, std_scale=scale), epsilon=0.0)
         assert torch.allclose(norm2, norm, rtol=1e-6, atol=1e-8 + 2 * input_err / a)
 
 
@@ -142,14 +144,14 @@ def test_std_scales(estimator):
     x, g, _ = normal_groups(8, 64, 8)
     x = x * torch.linspace(0.5, 3.0, 64).repeat_interleave(8)  # prompts of different spread
     n = budget(estimator, 8, 64)
-    raw, _ = best_of_n_credit(x, g, n, estimator, norm_by_std=False)
+    raw, _ = best_of_n_credit(x, g, estimator, TeaConfig(N=n), norm_by_std=False)
     group_std = x.view(64, 8).std(1)
-    by_group, _ = best_of_n_credit(x, g, n, estimator, std_scale="group", epsilon=0.0)
-    by_batch, _ = best_of_n_credit(x, g, n, estimator, std_scale="batch", epsilon=0.0)
+    by_group, _ = best_of_n_credit(x, g, estimator, TeaConfig(N=n, std_scale="group"), epsilon=0.0)
+    by_batch, _ = best_of_n_credit(x, g, estimator, TeaConfig(N=n, std_scale="batch"), epsilon=0.0)
     assert torch.allclose(by_group, raw / group_std.repeat_interleave(8), rtol=1e-12)
     assert torch.allclose(by_batch, raw / group_std.mean(), rtol=1e-12)
     with pytest.raises(ValueError, match="std_scale must be"):
-        best_of_n_credit(x, g, n, estimator, std_scale="prompt")
+        best_of_n_credit(x, g, estimator, TeaConfig(N=n, std_scale="prompt"))
 
 
 @pytest.mark.parametrize("estimator", ALL)
@@ -158,12 +160,12 @@ def test_constant_and_tied_groups_give_zero(estimator):
     g = torch.arange(3).repeat_interleave(5)
     n = 5 if estimator == "bon" else 50
     # this test is about the arithmetic of ties, so it opts out of the discrete-rewards check
-    got, _ = best_of_n_credit(x, g, n, estimator, shape=0.0, max_top_tie_rate=1.0)
+    got, _ = best_of_n_credit(x, g, estimator, TeaConfig(N=n, shape=0.0, max_top_tie_rate=1.0))
     assert torch.equal(got[:10], torch.zeros(10, dtype=torch.float64))
     assert torch.isfinite(got).all()
     # all-tied top: no sample beats another tied one
     y = torch.tensor([3.0, 3.0, 3.0, 3.0, 3.0, 3.0], dtype=torch.float64)
-    zero, _ = best_of_n_credit(y, torch.zeros(6, dtype=torch.long), n if estimator != "bon" else 6, estimator)
+    zero, _ = best_of_n_credit(y, torch.zeros(6, dtype=torch.long), estimator, TeaConfig(N=n if estimator != "bon" else 6))
     assert torch.equal(zero, torch.zeros(6, dtype=torch.float64))
 
 
@@ -171,7 +173,7 @@ def test_constant_and_tied_groups_give_zero(estimator):
 def test_singleton_groups_get_zero_and_are_counted(estimator):
     x = torch.tensor([5.0, 1.0, 2.0, 3.0, -1.0], dtype=torch.float64)
     g = torch.tensor([0, 1, 1, 1, 2])
-    got, info = best_of_n_credit(x, g, 2, estimator)
+    got, info = best_of_n_credit(x, g, estimator, TeaConfig(N=2))
     assert got[0] == 0 and got[4] == 0
     assert info.num_singletons == 2
     assert got[1:4].abs().sum() > 0
@@ -188,7 +190,7 @@ def test_finite_on_extreme_inputs(estimator, scale):
         xs = x.to(dtype)
         if not torch.isfinite(xs).all():
             continue
-        got, _ = best_of_n_credit(xs, g, n, estimator)
+        got, _ = best_of_n_credit(xs, g, estimator, TeaConfig(N=n))
         assert got.dtype == dtype
         assert torch.isfinite(got).all()
         assert got.abs().max() < 1e4  # std-normalised credit stays O(weights), never explodes
@@ -196,8 +198,8 @@ def test_finite_on_extreme_inputs(estimator, scale):
 
 def test_large_offset_does_not_cancel():
     x, g, _ = normal_groups(4, 32, 8)
-    a, _ = best_of_n_credit(x, g, 64, "tea_gev", shape=-0.2)
-    b, _ = best_of_n_credit(x + 1e9, g, 64, "tea_gev", shape=-0.2)
+    a, _ = best_of_n_credit(x, g, "tea_gev", TeaConfig(N=64, shape=-0.2))
+    b, _ = best_of_n_credit(x + 1e9, g, "tea_gev", TeaConfig(N=64, shape=-0.2))
     assert torch.allclose(a, b, atol=1e-6)
 
 
@@ -205,20 +207,20 @@ def test_nonfinite_rewards_are_reported_with_count_and_rows():
     x = torch.tensor([0.0, float("nan"), 1.0, float("inf"), 2.0, 3.0])
     g = torch.tensor([0, 0, 0, 1, 1, 1])
     with pytest.raises(ValueError, match=r"2 of 6 rewards are NaN or inf \(batch rows \[1, 3\]\)"):
-        best_of_n_credit(x, g, 2, "tea_gev")
+        best_of_n_credit(x, g, "tea_gev", TeaConfig(N=2))
 
 
 def test_bon_refuses_n_above_group_size_and_points_to_tea():
     x = torch.randn(12, dtype=torch.float64)
     g = torch.arange(3).repeat_interleave(4)
     with pytest.raises(ValueError, match=r"N=8.*3 group\(s\).*adv_estimator=tea or prefix_tea"):
-        best_of_n_credit(x, g, 8, "bon")
+        best_of_n_credit(x, g, "bon", TeaConfig(N=8))
 
 
 @pytest.mark.parametrize("n", [0, -3, 2.5, True])
 def test_invalid_n(n):
     with pytest.raises(ValueError, match="N must be an integer >= 1"):
-        best_of_n_credit(torch.zeros(4), torch.zeros(4, dtype=torch.long), n, "tea_gev")
+        best_of_n_credit(torch.zeros(4), torch.zeros(4, dtype=torch.long), "tea_gev", TeaConfig(N=n))
 
 
 # --- weights, basis and shape fit ---------------------------------------------------------------
@@ -233,7 +235,7 @@ def test_weights_satisfy_moment_constraints(m, n, xi):
 
 
 def test_tea_tends_to_the_least_norm_solution_as_smoothing_grows():
-    C, d = E._constraints(8, 64, -0.2, 1, -1.0)
+    C, d = constraints(8, 64, -0.2, 1, -1.0)
     p = C.T @ torch.linalg.solve(C @ C.T, d)  # least |w|^2 over all orders k = 1..m
     far = E.tea_weights(8, 64, -0.2, 1e6)
     near = E.tea_weights(8, 64, -0.2, 1e-4)
@@ -272,9 +274,9 @@ def test_large_groups_are_stable():
     # binomial ratios in log space: m = 1024 must not overflow
     x, g, _ = normal_groups(6, 4, 1024)
     for est, n in (("bon", 512), ("tea_gev", 8192), ("prefix_tea_gev", 8192)):
-        got, _ = best_of_n_credit(x, g, n, est)
+        got, _ = best_of_n_credit(x, g, est, TeaConfig(N=n))
         assert torch.isfinite(got).all()
-    got, _ = best_of_n_credit(x, g, 1024, "bon", norm_by_std=False)
+    got, _ = best_of_n_credit(x, g, "bon", TeaConfig(N=1024), norm_by_std=False)
     top = x.view(4, 1024).sort(1).values
     gaps = 1024 * (top[:, -1] - top[:, -2])
     assert torch.allclose(got.view(4, 1024).max(1).values, gaps, atol=1e-9)
@@ -293,8 +295,8 @@ def test_math_module_does_not_import_verl():
 def test_cuda_matches_cpu(estimator):
     x, g, _ = normal_groups(7, 512, 8, torch.float32)
     n = budget(estimator, 8, 64)
-    cpu, info = best_of_n_credit(x, g, n, estimator)
-    gpu, info_gpu = best_of_n_credit(x.cuda(), g.cuda(), n, estimator)
+    cpu, info = best_of_n_credit(x, g, estimator, TeaConfig(N=n))
+    gpu, info_gpu = best_of_n_credit(x.cuda(), g.cuda(), estimator, TeaConfig(N=n))
     assert gpu.device.type == "cuda"
     assert info.xi == info_gpu.xi or math.isnan(info.xi)
     assert torch.allclose(gpu.cpu(), cpu, atol=1e-5)
@@ -312,10 +314,10 @@ def test_shape_fit_from_k2_ignores_the_mean(xi):
 
 
 def test_empty_batch_and_shape_mismatch():
-    empty, info = best_of_n_credit(torch.zeros(0), torch.zeros(0, dtype=torch.long), 8, "tea_gev")
+    empty, info = best_of_n_credit(torch.zeros(0), torch.zeros(0, dtype=torch.long), "tea_gev", TeaConfig(N=8))
     assert empty.numel() == 0 and info.num_singletons == 0
     with pytest.raises(ValueError, match="same length"):
-        best_of_n_credit(torch.zeros(4), torch.zeros(3, dtype=torch.long), 8, "tea_gev")
+        best_of_n_credit(torch.zeros(4), torch.zeros(3, dtype=torch.long), "tea_gev", TeaConfig(N=8))
 
 
 # --- discrete rewards --------------------------------------------------------------------------
@@ -340,13 +342,13 @@ def test_discrete_rewards_fall_back_to_exact_bon_at_m(estimator, kind, groups):
         x, g = levels_groups(5, groups, m)
     else:
         x, g = bernoulli_groups(float(kind.split()[1]), groups, m)
-    got, info = best_of_n_credit(x, g, 64, estimator)  # never raises on data
+    got, info = best_of_n_credit(x, g, estimator, TeaConfig(N=64))  # never raises on data
     assert info.discrete_batch and info.discrete_pvalue < E.DISCRETE_TEST_LEVEL
     assert info.fallback_groups == info.eligible_groups > 0
-    exact, _ = best_of_n_credit(x, g, m, "bon")
+    exact, _ = best_of_n_credit(x, g, "bon", TeaConfig(N=m))
     assert torch.equal(got, exact)
     # the opt-out keeps extrapolating the non-tied groups and still never raises
-    got, info = best_of_n_credit(x, g, 64, estimator, max_top_tie_rate=1.0)
+    got, info = best_of_n_credit(x, g, estimator, TeaConfig(N=64, max_top_tie_rate=1.0))
     assert torch.isfinite(got).all() and not info.discrete_batch and info.top_tie_rate > 0.1
 
 
@@ -359,14 +361,14 @@ def test_lexicon_like_rewards_never_raise_and_tied_groups_get_exact_bon(estimato
     discrete, fallbacks = 0, 0
     for _ in range(200):
         x = torch.from_numpy(law.sample(rng, (128,)))
-        got, info = best_of_n_credit(x, g, 64, estimator)
+        got, info = best_of_n_credit(x, g, estimator, TeaConfig(N=64))
         assert torch.isfinite(got).all()
         discrete += info.discrete_batch
         fallbacks += info.fallback_groups
         if info.tie_groups and not info.discrete_batch:
             # a tied group's credit is bon's at N = m (before the batch-wide std scaling)
-            raw, raw_info = best_of_n_credit(x, g, 64, estimator, norm_by_std=False)
-            exact, _ = best_of_n_credit(x, g, 8, "bon", norm_by_std=False)
+            raw, raw_info = best_of_n_credit(x, g, estimator, TeaConfig(N=64), norm_by_std=False)
+            exact, _ = best_of_n_credit(x, g, "bon", TeaConfig(N=8), norm_by_std=False)
             layout = E.group_layout(g)
             tied, _ = E.top_tie_groups(layout.pad(x), layout, 64)
             rows = tied[g]
@@ -386,7 +388,7 @@ def test_binomial_tail_matches_direct_sum():
 
 def test_credit_statistics_describe_the_credit():
     x, g, _ = normal_groups(5, 64, 8)
-    got, info = best_of_n_credit(x, g, 64, "tea_gev")
+    got, info = best_of_n_credit(x, g, "tea_gev", TeaConfig(N=64))
     assert info.credit_mean == pytest.approx(float(got.mean()), abs=1e-9)
     assert info.credit_std == pytest.approx(float(got.std()), rel=1e-9)
     best = torch.stack([got[g == i][x[g == i].argmax()] for i in range(64)])
@@ -398,7 +400,7 @@ def test_continuous_rewards_pass_the_tie_check(decimals):
     x, g, _ = normal_groups(9, 512, 8)
     if decimals is not None:
         x = torch.round(x, decimals=decimals)  # an RM score printed with 2 decimals
-    _, info = best_of_n_credit(x, g, 64, "tea_gev")
+    _, info = best_of_n_credit(x, g, "tea_gev", TeaConfig(N=64))
     assert info.top_tie_rate < 0.05
 
 
@@ -427,7 +429,7 @@ def test_prefix_tea_minimises_bulk_slope_plus_smoothing(m, n):
     # quadrature, not with the estimator's Gram matrix)
     xi, s = -0.25, 1e-3
     w = E.prefix_tea_weights(m, n, xi)
-    C, d = E._constraints(m, n, xi, 1, -1.0)
+    C, d = constraints(m, n, xi, 1, -1.0)
     assert torch.allclose(C @ w, d)
 
     def objective(v):
@@ -443,7 +445,7 @@ def test_prefix_tea_minimises_bulk_slope_plus_smoothing(m, n):
 
 @pytest.mark.parametrize("m,n", [(4, 32), (8, 64), (16, 256)])
 def test_prefix_tea_credit_is_flatter_in_the_bulk_than_least_norm(m, n):
-    C, d = E._constraints(m, n, -0.25, 1, -1.0)
+    C, d = constraints(m, n, -0.25, 1, -1.0)
     least_norm = C.T @ torch.linalg.solve(C @ C.T, d)
     w = E.prefix_tea_weights(m, n, -0.25)
     q = (m - 1) / (m + 1)

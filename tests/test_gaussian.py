@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from tea_verl.config import TeaConfig
 from tea_verl.estimators import best_of_n_credit, gaussian as G
 
 stats = pytest.importorskip("scipy.stats")
@@ -137,7 +138,7 @@ def test_every_accepted_alpha_credits_every_feasible_group_size(alpha):
         x = torch.randn(4 * m, generator=gen, dtype=torch.float64)
         ids = torch.arange(4).repeat_interleave(m)
         for est in ("tea", "prefix_tea"):
-            credit, _ = best_of_n_credit(x, ids, 4 * m, est, alpha=alpha)
+            credit, _ = best_of_n_credit(x, ids, est, TeaConfig(N=4 * m, alpha=alpha))
             assert torch.isfinite(credit).all() and credit.abs().sum() > 0, (est, alpha, m)
         checked += 1
     assert checked >= 24 - G.min_group_size(alpha)  # every feasible size from the smallest one up
@@ -145,7 +146,7 @@ def test_every_accepted_alpha_credits_every_feasible_group_size(alpha):
 
 def test_windows_cover_every_position_equally():
     for m, n in ((16, 12), (32, 28), (30, 24), (13, 8)):
-        idx = G._windows(m, n, 4)
+        idx = G.windows(m, n, 4)
         counts = torch.bincount(idx.reshape(-1), minlength=m)
         assert torch.all(counts == counts[0]) and int(counts[0]) == idx.shape[0] * n // m
         assert all(len(set(row.tolist())) == n for row in idx)  # each window: n distinct samples
@@ -157,8 +158,8 @@ def test_two_sample_tail_is_best_of_m():
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(64 * 8, generator=gen, dtype=torch.float64)
     ids = torch.arange(64).repeat_interleave(8)
-    tea, _ = best_of_n_credit(x, ids, 64, "tea", norm_by_std=False)
-    bon, _ = best_of_n_credit(x, ids, 8, "bon", norm_by_std=False)
+    tea, _ = best_of_n_credit(x, ids, "tea", TeaConfig(N=64), norm_by_std=False)
+    bon, _ = best_of_n_credit(x, ids, "bon", TeaConfig(N=8), norm_by_std=False)
     assert torch.allclose(tea, bon / (0.25 * 8), atol=1e-12)
 
 
@@ -188,8 +189,8 @@ def test_prefix_tea_removes_most_of_teas_spread_bias_on_a_normal_law():
             xp, xm = x.clone(), x.clone()
             xp[first] += 1e-5
             xm[first] -= 1e-5
-            d = (best_of_n_credit(xp, ids, n, est, norm_by_std=False)[0][first]
-                 - best_of_n_credit(xm, ids, n, est, norm_by_std=False)[0][first]) / 2e-5
+            d = (best_of_n_credit(xp, ids, est, TeaConfig(N=n), norm_by_std=False)[0][first]
+                 - best_of_n_credit(xm, ids, est, TeaConfig(N=n), norm_by_std=False)[0][first]) / 2e-5
             ratios[est].append(float((d * x[first]).sum() / d.sum()) / cn)
     bias = {e: abs(1 - np.mean(r)) for e, r in ratios.items()}
     se = {e: np.std(r, ddof=1) / math.sqrt(batches) for e, r in ratios.items()}
@@ -202,10 +203,10 @@ def test_infeasible_alpha_and_m_name_the_smallest_m():
     ids = torch.arange(4).repeat_interleave(4)
     for est in ("tea", "prefix_tea"):
         with pytest.raises(ValueError, match=r"use rollout.n >= 5"):
-            best_of_n_credit(x, ids, 32, est)
+            best_of_n_credit(x, ids, est, TeaConfig(N=32))
     assert G.min_group_size(0.25) == 5 and G.min_group_size(0.1) == 11 and G.min_group_size(0.3) == 4
-    with pytest.raises(ValueError, match=r"alpha must lie in \(0, 0.5\)"):
-        best_of_n_credit(torch.randn(16, dtype=torch.float64), torch.arange(2).repeat_interleave(8), 32, "tea", alpha=0.6)
+    with pytest.raises(ValueError, match=r"alpha must be a number in \(0, 0.5\)"):
+        best_of_n_credit(torch.randn(16, dtype=torch.float64), torch.arange(2).repeat_interleave(8), "tea", TeaConfig(N=32, alpha=0.6))
 
 
 def test_discrete_rewards_fall_back_to_bon_like_the_gev_family():
@@ -213,8 +214,8 @@ def test_discrete_rewards_fall_back_to_bon_like_the_gev_family():
     x = (torch.rand(64 * 16, generator=gen) < 0.4).double()  # pass/fail
     ids = torch.arange(64).repeat_interleave(16)
     for est in ("tea", "prefix_tea"):
-        got, info = best_of_n_credit(x, ids, 128, est)
-        bon, _ = best_of_n_credit(x, ids, 16, "bon")
+        got, info = best_of_n_credit(x, ids, est, TeaConfig(N=128))
+        bon, _ = best_of_n_credit(x, ids, "bon", TeaConfig(N=16))
         assert info.discrete_batch and torch.allclose(got, bon) and torch.isfinite(got).all()
 
 
@@ -225,8 +226,8 @@ def test_cuda_matches_cpu():
     x = torch.randn(128 * 16, generator=gen, dtype=torch.float64)
     ids = torch.arange(128).repeat_interleave(16)
     for est in ("tea", "prefix_tea"):
-        cpu, _ = best_of_n_credit(x, ids, 128, est)
-        gpu, _ = best_of_n_credit(x.cuda(), ids.cuda(), 128, est)
+        cpu, _ = best_of_n_credit(x, ids, est, TeaConfig(N=128))
+        gpu, _ = best_of_n_credit(x.cuda(), ids.cuda(), est, TeaConfig(N=128))
         assert torch.allclose(gpu.cpu(), cpu, atol=1e-10)
 
 
@@ -235,9 +236,9 @@ def test_prefix_tea_at_alpha_04_extrapolates_at_m_8_through_verl():
     the tail holds 4 rewards, the jackknife combines tails of 4 of 8 (fraction 1/2) and 3 of 7, and
     the credit is Prefix-TEA's own: zero below each group's top 4, not best-of-m. Through verl's
     ``compute_advantage``, as the LM benchmark's ``prefix_tea@0.4`` runs it."""
-    from tea_verl.demo import _resolve, advantages_via_verl
+    from tea_verl.experiments.bandit import advantages_via_verl, resolve_algorithm
 
-    name, rollouts, alg = _resolve("prefix_tea@0.4", 8, 64)
+    name, rollouts, alg = resolve_algorithm("prefix_tea@0.4", 8, 64)
     assert (name, rollouts, alg.tea.alpha, alg.tea.N) == ("prefix_tea", 8, 0.4, 64)
     gen = torch.Generator().manual_seed(5)
     r = torch.randn(32 * 8, generator=gen, dtype=torch.float64)
@@ -248,5 +249,5 @@ def test_prefix_tea_at_alpha_04_extrapolates_at_m_8_through_verl():
     assert (adv[rank >= 4] == 0).all()  # below the top 4 of its group: no credit
     assert adv[rank == 0].mean() > 0  # on average; the jackknife's weights (4, -3) can make one negative
     assert (adv[(rank >= 1) & (rank <= 2)] != 0).any()  # best-of-m would give these zero
-    default = advantages_via_verl(r, uids, *_resolve("prefix_tea", 8, 64)[::2]).view(32, 8)
+    default = advantages_via_verl(r, uids, *resolve_algorithm("prefix_tea", 8, 64)[::2]).view(32, 8)
     assert (default[rank >= 1] == 0).all()  # alpha = 0.25: best-of-m up to a scale

@@ -1,4 +1,4 @@
-"""The tiny-LM experiment (tea_verl.lm, ``python -m benchmarks.lm``, ``tea-verl demo --lm``): the
+"""The tiny-LM experiment (tea_verl.experiments.lm, ``python -m benchmarks.lm``, ``tea-verl demo --lm``): the
 task's reward and its exact best-of-n values, the warm start, input errors, and one short real
 run of two estimators through verl's trainer on the CPU in one Ray session."""
 
@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from tea_verl import lm
+from tea_verl.experiments import lm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -112,13 +112,15 @@ def test_bad_input_is_one_clear_error_before_any_work(argv, message, tmp_path, c
 
 def test_the_oracle_run_is_bon_on_n_rollouts_and_passes_preflight(tmp_path):
     """``oracle`` trains verl's ``bon`` at N = rollout.n = 64 (the exact best-of-64 gradient, 8x the
-    rollouts); every other run, ``bon`` included, keeps m = 8 rollouts."""
-    from tea_verl.preflight import check
+    rollouts); every other run, ``bon`` included (taken for ``bon_m``: bon at N = m), keeps m = 8
+    rollouts."""
+    from tea_verl.integrations.verl.preflight import check
 
-    s = lm._settings(lm._parser("lm").parse_args(["--estimators", "grpo,bon,oracle", "--seeds", "1"]))
-    runs = lm._compose_all(s, str(tmp_path), ("pkg://tea_verl.lm", "spread_reward"), str(tmp_path / "ray"))
+    s = lm.settings(lm.parser("lm").parse_args(["--estimators", "grpo,bon,oracle", "--seeds", "1"]))
+    runs = lm.compose_runs(s, str(tmp_path), ("pkg://tea_verl.experiments.lm", "spread_reward"), str(tmp_path / "ray"))
     cfg = {r["estimator"]: r["cfg"] for r in runs}
-    oracle, bon, grpo = cfg["oracle"], cfg["bon"], cfg["grpo"]
+    assert s["estimators"] == ["grpo", "bon_m", "oracle"]
+    oracle, bon, grpo = cfg["oracle"], cfg["bon_m"], cfg["grpo"]
     assert (oracle.algorithm.adv_estimator, oracle.algorithm.tea.N, oracle.actor_rollout_ref.rollout.n) == ("bon", 64, 64)
     assert (bon.algorithm.adv_estimator, bon.algorithm.tea.N, bon.actor_rollout_ref.rollout.n) == ("bon", 8, 8)
     assert grpo.actor_rollout_ref.rollout.n == 8
@@ -133,18 +135,18 @@ def test_the_oracle_run_is_bon_on_n_rollouts_and_passes_preflight(tmp_path):
 def test_overrides_reach_every_run_and_the_tail_check(tmp_path):
     """``--override`` is applied to every run after the experiment's own keys, and a tail fraction
     set there is the one the feasibility check uses (m = 4 is too small for alpha = 0.25, not 0.45)."""
-    from tea_verl.preflight import check
+    from tea_verl.integrations.verl.preflight import check
 
     argv = ["--estimators", "grpo,prefix_tea", "--m", "4", "--N", "32", "--seeds", "2", "--override", "algorithm.tea.alpha=0.45"]
-    s = lm._settings(lm._parser("lm").parse_args(argv))
+    s = lm.settings(lm.parser("lm").parse_args(argv))
     assert s["overrides"] == ["algorithm.tea.alpha=0.45"]
-    runs = lm._compose_all(s, str(tmp_path), ("pkg://tea_verl.lm", "spread_reward"), str(tmp_path / "ray"))
+    runs = lm.compose_runs(s, str(tmp_path), ("pkg://tea_verl.experiments.lm", "spread_reward"), str(tmp_path / "ray"))
     assert len(runs) == 4
     for r in runs:
         assert r["cfg"].algorithm.tea.alpha == 0.45 and r["cfg"].actor_rollout_ref.rollout.n == 4
         assert {p.key for p in check(r["cfg"])} <= {"data.train_files", "data.val_files"}
     with pytest.raises(lm.LMError, match="rollout.n >= 5"):
-        lm._settings(lm._parser("lm").parse_args(argv[:-2]))
+        lm.settings(lm.parser("lm").parse_args(argv[:-2]))
 
 
 def test_demo_lm_help_lists_the_experiment_options():
@@ -153,7 +155,7 @@ def test_demo_lm_help_lists_the_experiment_options():
 
 
 REWARD = """
-from tea_verl.lm import spread_reward
+from tea_verl.experiments.lm import spread_reward
 
 def shifted(data_source=None, solution_str="", ground_truth=None, extra_info=None, **kwargs):
     return 2.0 * spread_reward(solution_str=solution_str) + 1.0

@@ -1,4 +1,5 @@
-"""Every command in README.md's code blocks, parsed from the README so that they cannot drift:
+"""Every command in the code blocks of README.md and of the pages its commands moved to
+(:data:`PAGES`), parsed from them so that they cannot drift:
 run here as written (in the set-up environment, as after ``source .venv/bin/activate``) with the
 exit status and output the README documents, or listed with the reason it cannot run here.
 
@@ -20,8 +21,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PREFIXES = ("bash ", ".venv/bin/", "tea-verl", "python ", "DRY_RUN=", "for ", "source ")
 
 
+PAGES = ("README.md", "docs/results.md", "docs/tools.md")
+
+
 def readme_commands() -> list[str]:
-    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    text = "\n".join(open(os.path.join(ROOT, page), encoding="utf-8").read() for page in PAGES)
     commands = []
     for block in re.findall(r"^```[^\n]*\n(.*?)^```", text, re.S | re.M):
         pending = ""

@@ -15,7 +15,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import verl  # noqa: F401 - the plugin registers the estimators and the best_of_n manager
-from tea_verl.preflight import check
+from tea_verl.integrations.verl.preflight import check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE_CONFIG = os.path.join(ROOT, "recipes", "config")

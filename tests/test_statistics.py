@@ -24,6 +24,7 @@ import torch
 
 from benchmarks.common import LAWS
 from benchmarks.quality import measure
+from tea_verl.config import TeaConfig
 from tea_verl import estimators as E
 
 BUDGETS = [(4, 32), (8, 64), (16, 256)]
@@ -75,7 +76,7 @@ def test_svr_in_target_band_on_every_batch(law, m, n, estimator):
     svrs, shapes = [], []
     for _ in range(5):
         x = torch.from_numpy(LAWS[law].sample(rng, GROUPS * m))
-        _, info = E.best_of_n_credit(x, group_ids, n, estimator)  # fits xi on this batch
+        _, info = E.best_of_n_credit(x, group_ids, estimator, TeaConfig(N=n))  # fits xi on this batch
         shapes.append(info.xi)
         svrs.append(implied_svr(law, weights_for(estimator, m, n, info.xi), n))
     assert all(0.85 <= s <= 1.2 for s in svrs), f"{law} m={m} N={n} {estimator}: SVR {svrs} at xi {shapes}"

@@ -16,7 +16,8 @@ from omegaconf import OmegaConf
 import verl  # noqa: F401  (loads the tea-verl entry point, as every verl process does)
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimator_fn
 
-from tea_verl import advantage as glue
+from tea_verl.config import TeaConfig
+from tea_verl.integrations.verl import advantage as glue
 from tea_verl.estimators import best_of_n_credit
 
 
@@ -55,8 +56,9 @@ CHECK = (
 def test_entry_point_is_declared():
     from importlib.metadata import entry_points
 
-    eps = {ep.name: ep.value for ep in entry_points(group="verl.plugins")}
-    assert eps.get("tea_verl") == "tea_verl.plugin"
+    eps = {ep.name: ep for ep in entry_points(group="verl.plugins")}
+    assert eps["tea_verl"].value == "tea_verl.integrations.verl.plugin"
+    assert eps["tea_verl"].load().__name__ == "tea_verl.integrations.verl.plugin"
 
 
 def test_plain_import_verl_registers_in_a_fresh_process():
@@ -83,7 +85,7 @@ def test_external_modules_fallback_registers_without_entry_points():
 
 def test_plugin_failure_is_loud():
     # Make the glue module unimportable, then `import verl` (which swallows plugin errors at DEBUG).
-    code = "import sys\nsys.modules['tea_verl.advantage'] = None\n" + CHECK
+    code = "import sys\nsys.modules['tea_verl.integrations.verl.advantage'] = None\n" + CHECK
     out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True)
     assert out.returncode == 0  # verl itself still imports
     assert "tea" not in out.stdout.strip().split(",")
@@ -119,7 +121,7 @@ def test_registered_function_broadcasts_credit_over_the_mask(name):
     assert torch.equal(adv, ret)
     assert torch.all(adv[mask == 0] == 0)
     _, inverse = np.unique(uids, return_inverse=True)
-    credit, _ = best_of_n_credit(scores, torch.as_tensor(inverse), n, name)
+    credit, _ = best_of_n_credit(scores, torch.as_tensor(inverse), name, TeaConfig(N=n))
     assert torch.allclose(adv, credit[:, None] * mask, atol=1e-6)
     assert adv.abs().sum() > 0
 
@@ -152,12 +154,12 @@ def test_compute_advantage_dispatches_to_tea_on_a_dataproto():
     )
     out = compute_advantage(data, adv_estimator="tea", config=algo(64, norm=True))
     _, inverse = np.unique(uids, return_inverse=True)
-    credit, _ = best_of_n_credit(scores, torch.as_tensor(inverse), 64, "tea")
+    credit, _ = best_of_n_credit(scores, torch.as_tensor(inverse), "tea", TeaConfig(N=64))
     assert torch.allclose(out.batch["advantages"], credit[:, None] * mask, atol=1e-6)
     assert torch.equal(out.batch["returns"], out.batch["advantages"])
     assert math.isnan(glue.last_info["tea"].xi)  # the Gaussian family fits no GEV shape
     out = compute_advantage(data, adv_estimator="tea_gev", config=algo(64, norm=True))
-    credit, _ = best_of_n_credit(scores, torch.as_tensor(inverse), 64, "tea_gev")
+    credit, _ = best_of_n_credit(scores, torch.as_tensor(inverse), "tea_gev", TeaConfig(N=64))
     assert torch.allclose(out.batch["advantages"], credit[:, None] * mask, atol=1e-6)
     assert glue.last_info["tea_gev"].xi == glue.last_info["tea_gev"].xi  # a fitted shape, not nan
 
@@ -175,7 +177,7 @@ def test_compute_advantage_with_the_composed_tea_trainer_config():
     data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask}, non_tensors={"uid": uids})
     out = compute_advantage(data, adv_estimator=cfg.algorithm.adv_estimator, config=cfg.algorithm)
     _, inverse = np.unique(uids, return_inverse=True)
-    credit, _ = best_of_n_credit(scores, torch.as_tensor(inverse), 32, "prefix_tea")
+    credit, _ = best_of_n_credit(scores, torch.as_tensor(inverse), "prefix_tea", TeaConfig(N=32))
     assert torch.allclose(out.batch["advantages"], credit[:, None] * mask, atol=1e-6)
 
 
@@ -225,7 +227,7 @@ def test_singleton_groups_are_logged_and_zero(caplog):
     rewards, mask, uids, _ = batch(groups=4, m=8)
     uids = uids.copy()
     uids[0] = "lonely"
-    with caplog.at_level("WARNING", logger="tea_verl.advantage"):
+    with caplog.at_level("WARNING", logger="tea_verl.integrations.verl.advantage"):
         adv, _ = get_adv_estimator_fn("tea")(rewards, mask, index=uids, config=algo(32))
     assert torch.all(adv[0] == 0)
     assert "1 prompt group(s) have a single response" in caplog.text
@@ -320,8 +322,8 @@ def test_discrete_rewards_fall_back_to_bon_with_one_warning_per_run(kind, caplog
     from verl.trainer.ppo.ray_trainer import compute_advantage
 
     rng = np.random.default_rng(5)
-    glue._warned_discrete.discard("tea")
-    caplog.set_level("WARNING", logger="tea_verl.advantage")
+    glue.new_run()
+    caplog.set_level("WARNING", logger="tea_verl.integrations.verl.advantage")
     for step in range(5):
         levels = 2 if kind == "pass/fail" else 5
         scores = torch.from_numpy(rng.integers(0, levels, 128) / (levels - 1))
@@ -352,3 +354,27 @@ def test_step_metrics_are_named_under_tea_and_finite_on_a_continuous_batch():
     gaussian = glue.step_metrics("tea")
     assert set(gaussian) == set(metrics) - {"tea/xi", "tea/shape_r2"}
     assert all(np.isfinite(v) for v in gaussian.values()), gaussian
+
+
+def test_uids_are_grouped_by_a_hash_map_as_numpy_would():
+    """verl's uuid4 strings (object array), numbers, fixed-width strings, tensors and unhashable
+    uids all give the partition np.unique gives (the ids' order may differ; every group is credited
+    on its own)."""
+    import uuid
+
+    rng = np.random.default_rng(3)
+    ids = [str(uuid.UUID(int=int(rng.integers(2**62)), version=4)) for _ in range(50)]
+    picks = rng.integers(0, 50, 400)
+    cases = [
+        np.array([ids[i] for i in picks], dtype=object),
+        picks.astype(np.int64),
+        np.array([ids[i] for i in picks]),  # fixed-width unicode
+        torch.as_tensor(picks),
+        np.array([[i] for i in picks] + [[0, 1]], dtype=object)[:-1],  # lists: grouped by their string form
+    ]
+    _, want = np.unique(picks, return_inverse=True)
+    for index in cases:
+        got = glue.uid_to_group_ids(index, 400, torch.device("cpu")).numpy()
+        assert got.min() == 0 and got.max() == len(set(picks.tolist())) - 1
+        # the same partition: a bijection between the two labellings
+        assert len(set(zip(got.tolist(), want.tolist()))) == len(set(want.tolist()))

@@ -20,11 +20,12 @@ calls :func:`install`, which
 The launch must also say ``trainer.device=cpu``, ``actor_rollout_ref.rollout.name=hf_cpu``,
 ``strategy=fsdp2`` for actor and ref (FSDP1 refuses CPU parameters), an attention that is not
 flash-attention, and logical GPUs for Ray (``+ray_kwargs.ray_init.num_gpus``, one per rank, with
-enough ``num_cpus`` that the placement group schedules): :func:`tea_verl.smoke.smoke_overrides`
+enough ``num_cpus`` that the placement group schedules): :func:`tea_verl.launch.smoke.smoke_overrides`
 sets them.
 
-Every private verl name used is in :data:`PRIVATE_NAMES`; :func:`check_private_names` (run by
-:func:`install` and by the test suite) fails with one message naming what moved.
+Every private verl name used is listed, with the rest of the package's, in
+:data:`tea_verl.integrations.verl.private.NAMES`; :func:`install` checks the backend's rows (the
+test suite all of them) and fails with one message naming what moved.
 """
 
 from __future__ import annotations
@@ -33,54 +34,12 @@ import importlib
 import importlib.abc
 import sys
 
+from tea_verl.integrations.verl import private
+
 PLATFORM_NAME = "cpu"
 ROLLOUT_NAME = "hf_cpu"
 
-# (module, attribute, what it is used for, heavy): verl names with no public hook, checked by
-# check_private_names. "heavy" modules take seconds to import (verl's engine package), so install()
-# leaves them to the post-import hook and the test suite checks them.
-PRIVATE_NAMES = (
-    ("verl.plugin.platform.platform_manager", "PlatformRegistry", "platform registry (no public import path)", False),
-    ("verl.workers.rollout.base", "_ROLLOUT_REGISTRY", "maps (rollout name, mode) to the in-worker rollout class", False),
-    ("verl.workers.rollout.replica", "RolloutReplicaRegistry", "rollout replica registry", False),
-    ("verl.utils.distributed", "initialize_global_process_group_ray", "rebound: its backend default is wrong on the CPU", False),
-    ("verl.workers.engine_workers", "initialize_global_process_group_ray", "imported by name there, so rebound there too", True),
-    ("verl.workers.engine.base", "EngineRegistry", "engine registry (FSDP engines registered for device cpu)", True),
-    ("verl.workers.engine.fsdp.transformer_impl", "FSDPEngineWithLMHead", "registered for device cpu", True),
-    ("verl.workers.engine.fsdp.transformer_impl", "FSDPEngineWithValueHead", "registered for device cpu", True),
-    ("verl.workers.engine.fsdp.transformer_impl", "CPUOffloadPolicy", "rebound: the ref model's pinned-memory offload needs an accelerator", True),
-)
 ENGINE_MODULE = "verl.workers.engine.fsdp.transformer_impl"
-
-
-class PrivateNameMoved(ImportError):
-    pass
-
-
-def check_private_names(include_heavy: bool = False) -> None:
-    """Raise :class:`PrivateNameMoved` naming every private verl name that is gone.
-
-    ``include_heavy`` also checks the names in modules that take seconds to import.
-    """
-    missing = []
-    for module, attr, why, heavy in PRIVATE_NAMES:
-        if heavy and not include_heavy:
-            continue
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as exc:
-            missing.append(f"{module} (cannot import: {exc}; used for: {why})")
-            continue
-        if not hasattr(mod, attr):
-            missing.append(f"{module}.{attr} (used for: {why})")
-    if missing:
-        import verl
-
-        raise PrivateNameMoved(
-            f"the tea-verl CPU backend relies on verl names that verl {verl.__version__} no longer has: "
-            + "; ".join(missing)
-            + ". It supports verl>=0.9.1,<0.10; update tea_verl/cpu for this verl."
-        )
 
 
 class _AfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -121,7 +80,7 @@ def install() -> None:
     if _installed:
         return
     _register_platform()  # first: the checks below import verl modules that ask for the platform
-    check_private_names()
+    private.check(users=("cpu",))  # the rows in modules light enough to import here
     _patch_process_group_default()
     if ENGINE_MODULE in sys.modules:
         _register_cpu_engines(sys.modules[ENGINE_MODULE])

@@ -33,10 +33,9 @@ from dataclasses import dataclass
 
 import torch
 
+from tea_verl.config import TeaConfig
 from tea_verl.estimators import gaussian
 from tea_verl.estimators.exact import (  # noqa: F401  (re-exported)
-    _best_of_k_table,
-    _prefix_rank_table,
     best_of_k_curves,
     bon_weights,
     prefix_to_rank_weights,
@@ -44,7 +43,6 @@ from tea_verl.estimators.exact import (  # noqa: F401  (re-exported)
 )
 from tea_verl.estimators.gev import (  # noqa: F401  (re-exported)
     SHAPE_GRID_STEP,
-    _constraints,
     bulk_quantile,
     fit_tail_shape,
     phi,
@@ -53,11 +51,14 @@ from tea_verl.estimators.gev import (  # noqa: F401  (re-exported)
     tea_weights,
 )
 from tea_verl.estimators.layout import F64 as _F64, GroupLayout, check_finite, group_layout, group_std
+from tea_verl.estimators.table import ESTIMATORS, GAUSSIAN, GEV, TAIL  # noqa: F401  (re-exported)
 
 __all__ = [
     "ESTIMATORS",
     "GAUSSIAN",
     "GEV",
+    "TAIL",
+    "EPSILON",
     "GroupLayout",
     "group_layout",
     "best_of_k_curves",
@@ -75,9 +76,7 @@ __all__ = [
 ]
 
 
-GAUSSIAN = ("tea", "prefix_tea")  # the paper's estimators (:mod:`.gaussian`)
-GEV = ("tea_gev", "prefix_tea_gev")  # this project's (:mod:`.gev`)
-ESTIMATORS = ("bon", *GAUSSIAN, *GEV)
+EPSILON = 1e-6  # added to the reward std before dividing by it, as verl's GRPO estimators do
 
 
 @dataclass(frozen=True)
@@ -125,58 +124,45 @@ def binomial_sf(k: int, n: int, p: float) -> float:
 def best_of_n_credit(
     scores: torch.Tensor,
     group_ids: torch.Tensor,
-    n: int,
-    estimator: str = "tea",
+    estimator: str,
+    config: TeaConfig,
     *,
-    shape: float | str = "pooled",
-    shape_bounds: tuple[float, float] = (-1.0, 0.5),
-    shape_fallback: float = 0.0,
-    smoothing: float = 1e-3,
-    order: int = 1,
-    rho: float = -1.0,
     norm_by_std: bool = True,
-    std_scale: str = "batch",
-    epsilon: float = 1e-6,
-    max_top_tie_rate: float = 0.1,
-    alpha: float = gaussian.DEFAULT_ALPHA,
-    jackknife_order: int = 2,
-    jackknife_sizes: int = 4,
-    jackknife_orderings: int = 2,
+    epsilon: float = EPSILON,
 ) -> tuple[torch.Tensor, CreditInfo]:
     """Per-sample best-of-N credit for a flat batch.
 
     Args:
         scores: (B,) outcome rewards.
         group_ids: (B,) contiguous prompt-group ids in 0..G-1.
-        n: deployment budget N >= 1.
         estimator: "bon" (needs N <= every group size), "tea", "prefix_tea" (the paper's Gaussian
             family), "tea_gev" or "prefix_tea_gev" (the GEV family).
-        shape, shape_bounds, shape_fallback, smoothing, order, rho: the GEV family's settings
-            (``shape``: tail shape xi, or "pooled" to fit it on this batch's exact best-of-k curves).
-        alpha: the Gaussian family's tail fraction; groups with m < N need ``ceil(alpha m) >= 2``.
-        jackknife_order, jackknife_sizes, jackknife_orderings: ``prefix_tea``'s bias-cancellation
-            order, number of sub-sample sizes J, and fixed random orderings whose cyclic windows
-            form the sub-samples (:func:`gaussian.jackknife_plan`).
-        norm_by_std: divide the credit by a reward std (+ epsilon), so that it is invariant to the
-            reward's units. ``std_scale="batch"`` (default) divides every group by the batch mean of
-            the group stds; ``"group"`` divides each group by its own std, as GRPO does, which
-            lowers the spread valuation (the std grows with the sample's own reward; see
-            docs/estimators.md, "Output scale").
-        max_top_tie_rate: the largest top-tie probability of a continuous law with point masses.
-            Groups whose top two rewards tie get the exact ``bon`` credit at N = m; when a
-            one-sided binomial test rejects "tie probability <= max_top_tie_rate" at level
+        config: the ``algorithm.tea`` settings (:class:`tea_verl.config.TeaConfig`; its
+            docstrings say what each does): the budget ``N``; the GEV family's ``shape``,
+            ``shape_bounds``, ``shape_fallback``, ``smoothing``, ``order`` and ``rho``; the
+            Gaussian family's ``alpha`` (groups with m < N need ``ceil(alpha m) >= 2``) and
+            ``prefix_tea``'s ``jackknife_order``, ``jackknife_sizes`` and ``jackknife_orderings``
+            (:func:`gaussian.jackknife_plan`); ``std_scale``; and ``max_top_tie_rate``: groups whose
+            top two rewards tie get the exact ``bon`` credit at N = m, and when a one-sided binomial
+            test rejects "tie probability <= max_top_tie_rate" at level
             :data:`DISCRETE_TEST_LEVEL`, the rewards are discrete and the whole batch gets ``bon``
             at N = m (``info.discrete_batch``). Never raises on data; 1.0 turns the batch test off.
+        norm_by_std: divide the credit by a reward std (+ ``epsilon``), so that it is invariant to
+            the reward's units. ``config.std_scale="batch"`` (default) divides every group by the
+            batch mean of the group stds; ``"group"`` divides each group by its own std, as GRPO
+            does, which lowers the spread valuation (the std grows with the sample's own reward;
+            see docs/estimators.md, "Output scale").
     Returns:
         credit (B,) in the dtype of ``scores``, and diagnostics.
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; choose one of {ESTIMATORS}")
-    if isinstance(n, bool) or int(n) != n or n < 1:
-        raise ValueError(f"N must be an integer >= 1, got {n!r}")
-    n = int(n)
-    if std_scale not in ("batch", "group"):
-        raise ValueError(f"std_scale must be 'batch' or 'group', got {std_scale!r}")
+    if not isinstance(config, TeaConfig):
+        raise TypeError(
+            f"config must be a TeaConfig (the algorithm.tea settings), got {type(config).__name__}; "
+            "e.g. TeaConfig(N=64) or TeaConfig.from_algorithm(algorithm)"
+        )
+    n, alpha, max_top_tie_rate = config.N, config.alpha, config.max_top_tie_rate
     if scores.dim() != 1 or group_ids.shape != scores.shape:
         raise ValueError(
             f"scores and group_ids must be 1-D of the same length, got {tuple(scores.shape)} and "
@@ -200,8 +186,6 @@ def best_of_n_credit(
         )
     family_gaussian = estimator in GAUSSIAN
     if family_gaussian:
-        if not 0.0 < alpha < 0.5:
-            raise ValueError(f"alpha must lie in (0, 0.5) (the upper tail fraction), got {alpha}")
         errors = [gaussian.tail_error(estimator, alpha, m) for m in multi if m < n]
         if any(errors):
             raise ValueError(next(e for e in errors if e))
@@ -223,10 +207,10 @@ def best_of_n_credit(
         pvalue = binomial_sf(ties, eligible, max_top_tie_rate) if eligible and max_top_tie_rate < 1.0 else 1.0
         discrete = pvalue < DISCRETE_TEST_LEVEL
         if not (family_gaussian or discrete):  # the GEV family's tail shape
-            if shape == "pooled":
-                xi, r2 = pooled_shape(padded, layout, multi, shape_bounds, shape_fallback)
+            if config.shape == "pooled":
+                xi, r2 = pooled_shape(padded, layout, multi, config.shape_bounds, config.shape_fallback)
             else:
-                xi = float(shape)
+                xi = float(config.shape)
     M = layout.max_size
     omega = torch.zeros(layout.num_groups, max(M - 1, 0), dtype=_F64, device=scores.device)
     gamma = torch.zeros(layout.num_groups, dtype=_F64, device=scores.device)
@@ -241,11 +225,13 @@ def best_of_n_credit(
             if estimator == "tea":
                 direct[sel, :m] = gaussian.tea_credit(rows, n, alpha)
             else:
-                direct[sel, :m] = gaussian.prefix_tea_credit(rows, n, alpha, jackknife_order, jackknife_sizes, jackknife_orderings)
+                direct[sel, :m] = gaussian.prefix_tea_credit(
+                    rows, n, alpha, config.jackknife_order, config.jackknife_sizes, config.jackknife_orderings
+                )
         elif estimator == "prefix_tea_gev":
-            om, ga = prefix_to_rank_weights(prefix_tea_weights(m, n, xi, order, rho, smoothing))
+            om, ga = prefix_to_rank_weights(prefix_tea_weights(m, n, xi, config.order, config.rho, config.smoothing))
         else:
-            om, ga = prefix_to_rank_weights(tea_weights(m, n, xi, smoothing, order, rho))
+            om, ga = prefix_to_rank_weights(tea_weights(m, n, xi, config.smoothing, config.order, config.rho))
         omega[sel, : m - 1] = om.to(scores.device)
         gamma[sel] = ga
         fallback = sel & tied
@@ -259,7 +245,7 @@ def best_of_n_credit(
     credit = rank_credit(padded, layout, omega, gamma) + direct
     if norm_by_std:
         std = group_std(padded, layout)
-        if std_scale == "batch":
+        if config.std_scale == "batch":
             multi_groups = layout.sizes > 1
             scale = std[multi_groups].mean() if bool(multi_groups.any()) else std.new_zeros(())
             credit = credit / (scale + epsilon)

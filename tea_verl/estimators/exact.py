@@ -18,13 +18,22 @@ import torch
 
 from tea_verl.estimators.layout import F64 as _F64, GroupLayout
 
-__all__ = ["bon_weights", "prefix_to_rank_weights", "rank_credit", "best_of_k_curves"]
+__all__ = [
+    "log_comb",
+    "prefix_rank_table",
+    "best_of_k_table",
+    "subset_max_cdf",
+    "bon_weights",
+    "prefix_to_rank_weights",
+    "rank_credit",
+    "best_of_k_curves",
+]
 
 
 # ----------------------------------------------------------------------------------------------
 # Binomial weight tables (log space; m up to thousands)
 # ----------------------------------------------------------------------------------------------
-def _log_comb(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def log_comb(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """log C(a, b) for 0 <= b <= a (float64); -inf elsewhere."""
     ok = (b >= 0) & (b <= a)
     a_, b_ = torch.where(ok, a, torch.ones_like(a)), torch.where(ok, b, torch.zeros_like(b))
@@ -33,7 +42,7 @@ def _log_comb(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=256)
-def _prefix_rank_table(m: int) -> torch.Tensor:
+def prefix_rank_table(m: int) -> torch.Tensor:
     """T[k-1, j-1] = C(j-1, k-2) / C(m-1, k-1) for k = 1..m, j = 1..m-1 (row k=1 is zero).
 
     Row k holds the rank weights of the exact estimator c^(k) (before the factor k): the
@@ -41,19 +50,29 @@ def _prefix_rank_table(m: int) -> torch.Tensor:
     """
     k = torch.arange(1, m + 1, dtype=_F64)[:, None]
     j = torch.arange(1, m, dtype=_F64)[None, :]
-    logw = _log_comb(j - 1, k - 2) - _log_comb(torch.full_like(k, m - 1), k - 1)
+    logw = log_comb(j - 1, k - 2) - log_comb(torch.full_like(k, m - 1), k - 1)
     table = torch.exp(logw)
     table[0] = 0.0
     return table
 
 
 @functools.lru_cache(maxsize=256)
-def _best_of_k_table(m: int) -> torch.Tensor:
+def best_of_k_table(m: int) -> torch.Tensor:
     """E[k-1, i-1] = C(i-1, k-1) / C(m, k): exact E[max of a random k-subset] on ascending order
     statistics s_(1..m), for k = 1..m."""
     k = torch.arange(1, m + 1, dtype=_F64)[:, None]
     i = torch.arange(1, m + 1, dtype=_F64)[None, :]
-    return torch.exp(_log_comb(i - 1, k - 1) - _log_comb(torch.full_like(k, m), k))
+    return torch.exp(log_comb(i - 1, k - 1) - log_comb(torch.full_like(k, m), k))
+
+
+@functools.lru_cache(maxsize=64)
+def subset_max_cdf(n: int) -> torch.Tensor:
+    """F[k-1, a] = C(a, k) / C(n, k) for k = 1..n, a = 0..n: the probability that the max of a random
+    k-subset of n ranked samples is among the ``a`` smallest (the validation metrics' tie-aware
+    selected-gold weights are differences of it)."""
+    k = torch.arange(1, n + 1, dtype=_F64)[:, None]
+    a = torch.arange(0, n + 1, dtype=_F64)[None, :]
+    return torch.exp(log_comb(a, k) - log_comb(torch.full_like(k, n), k))
 
 
 def bon_weights(m: int, n: int) -> tuple[torch.Tensor, float]:
@@ -71,7 +90,7 @@ def prefix_to_rank_weights(w: torch.Tensor) -> tuple[torch.Tensor, float]:
     """
     m = w.numel()
     k = torch.arange(1, m + 1, dtype=_F64)
-    omega = (k * w.to(_F64)) @ _prefix_rank_table(m)
+    omega = (k * w.to(_F64)) @ prefix_rank_table(m)
     return omega, float(w[0])
 
 
@@ -115,6 +134,6 @@ def rank_credit(
 
 def best_of_k_curves(sorted_vals: torch.Tensor, m: int) -> torch.Tensor:
     """Exact unbiased best-of-k estimates for k = 1..m from ascending rows (G, m) -> (G, m)."""
-    return sorted_vals.to(_F64) @ _best_of_k_table(m).to(sorted_vals.device).T
+    return sorted_vals.to(_F64) @ best_of_k_table(m).to(sorted_vals.device).T
 
 

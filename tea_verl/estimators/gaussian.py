@@ -36,6 +36,7 @@ from typing import NamedTuple
 
 import torch
 
+from tea_verl.config import TEA_DEFAULTS
 from tea_verl.estimators.layout import F64
 
 __all__ = [
@@ -49,10 +50,11 @@ __all__ = [
     "population_credit",
     "tea_credit",
     "jackknife_plan",
+    "windows",
     "prefix_tea_credit",
 ]
 
-DEFAULT_ALPHA = 0.25  # the paper's worked example and experiments
+DEFAULT_ALPHA = TEA_DEFAULTS.alpha  # 0.25: the paper's worked example and experiments
 _EPS = 1e-9  # tolerance on alpha * m before the ceiling (0.1 * 30 is 3.0000000000000004 in floats)
 _ORDERING_SEED = 20260  # fixed: Prefix-TEA is a deterministic function of the group
 
@@ -173,7 +175,9 @@ class PlanStep(NamedTuple):
 
 
 @functools.lru_cache(maxsize=1024)
-def jackknife_plan(m: int, alpha: float, order: int = 2, sizes: int = 4) -> tuple[PlanStep, ...]:
+def jackknife_plan(
+    m: int, alpha: float, order: int = TEA_DEFAULTS.jackknife_order, sizes: int = TEA_DEFAULTS.jackknife_sizes
+) -> tuple[PlanStep, ...]:
     """Prefix-TEA's sub-sample sizes and weights for groups of m.
 
     Tail sizes: ``k_1 = ceil(alpha m)`` and ``round(k_1 / (1 + j / (J - 1)))`` for
@@ -208,7 +212,7 @@ def jackknife_plan(m: int, alpha: float, order: int = 2, sizes: int = 4) -> tupl
 
 
 @functools.lru_cache(maxsize=256)
-def _windows(m: int, n: int, orderings: int) -> torch.Tensor:
+def windows(m: int, n: int, orderings: int) -> torch.Tensor:
     """(orderings * m / s, n) positions, ``s = gcd(m, n)``: the cyclic windows of length n starting
     at every s-th position of each of ``orderings`` fixed random permutations of 0..m-1. Every
     position lies in exactly ``orderings * n / s`` windows, and under exchangeable rollouts each
@@ -224,7 +228,12 @@ def _windows(m: int, n: int, orderings: int) -> torch.Tensor:
 
 
 def prefix_tea_credit(
-    rows: torch.Tensor, n: int, alpha: float = DEFAULT_ALPHA, order: int = 2, sizes: int = 4, orderings: int = 2
+    rows: torch.Tensor,
+    n: int,
+    alpha: float = DEFAULT_ALPHA,
+    order: int = TEA_DEFAULTS.jackknife_order,
+    sizes: int = TEA_DEFAULTS.jackknife_sizes,
+    orderings: int = TEA_DEFAULTS.jackknife_orderings,
 ) -> torch.Tensor:
     """Prefix-TEA for groups of equal size: (G, m) rewards -> (G, m) credit (see module doc)."""
     x = rows.to(F64)
@@ -235,7 +244,7 @@ def prefix_tea_credit(
         if step.size == m:
             c = plugin_credit(x, step.tail, step.alpha, e_n)
         else:
-            idx = _windows(m, step.size, orderings).to(x.device)  # (W, n_j)
+            idx = windows(m, step.size, orderings).to(x.device)  # (W, n_j)
             sub = x[:, idx]  # (G, W, n_j)
             cs = plugin_credit(sub.reshape(-1, step.size), step.tail, step.alpha, e_n).view(G, -1, step.size)
             cover = idx.shape[0] * step.size / m  # windows each position lies in

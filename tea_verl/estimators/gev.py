@@ -18,10 +18,20 @@ import math
 
 import torch
 
+from tea_verl.config import TEA_DEFAULTS
 from tea_verl.estimators.exact import best_of_k_curves
 from tea_verl.estimators.layout import F64 as _F64
 
-__all__ = ["SHAPE_GRID_STEP", "phi", "fit_tail_shape", "prefix_tea_weights", "tea_weights", "bulk_quantile", "pooled_shape"]
+__all__ = [
+    "SHAPE_GRID_STEP",
+    "phi",
+    "fit_tail_shape",
+    "constraints",
+    "prefix_tea_weights",
+    "tea_weights",
+    "bulk_quantile",
+    "pooled_shape",
+]
 
 # Grid on which the pooled tail shape xi is fitted (step 0.005): fits land on grid points, so
 # the per-(m, N, xi) weight caches below are reused across batches.
@@ -42,7 +52,7 @@ def phi(xi: float, n: torch.Tensor) -> torch.Tensor:
 
 
 def fit_tail_shape(
-    pooled_curve: torch.Tensor, bounds: tuple[float, float] = (-1.0, 0.5), kmin: int = 1
+    pooled_curve: torch.Tensor, bounds: tuple[float, float] = TEA_DEFAULTS.shape_bounds, kmin: int = 1
 ) -> tuple[float, float]:
     """Least-squares fit of ``P_k = A + B * phi_xi(k)`` on k = kmin..K, profiled over a xi grid.
 
@@ -75,7 +85,7 @@ def fit_tail_shape(
     return round(float(grid[best]) / SHAPE_GRID_STEP) * SHAPE_GRID_STEP, 1.0 - float(sse[best]) / sst
 
 
-def _constraints(m: int, n: int, xi: float, order: int, rho: float) -> tuple[torch.Tensor, torch.Tensor]:
+def constraints(m: int, n: int, xi: float, order: int, rho: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Moment-cancellation constraints ``C w = d`` (rows: 1, phi_xi, [phi_{xi+rho}])."""
     k = torch.arange(1, m + 1, dtype=_F64)
     big_n = torch.tensor([float(n)], dtype=_F64)
@@ -119,7 +129,12 @@ def _constrained_least_squares(
 
 @functools.lru_cache(maxsize=1024)
 def prefix_tea_weights(
-    m: int, n: int, xi: float, order: int = 1, rho: float = -1.0, smoothing: float = 1e-3
+    m: int,
+    n: int,
+    xi: float,
+    order: int = TEA_DEFAULTS.order,
+    rho: float = TEA_DEFAULTS.rho,
+    smoothing: float = TEA_DEFAULTS.smoothing,
 ) -> torch.Tensor:
     """Prefix-TEA weights ``w`` (m,): moment cancellation, robust to the bulk of the law.
 
@@ -140,7 +155,7 @@ def prefix_tea_weights(
         return w
     if m <= order:
         raise ValueError(f"prefix_tea_gev of order {order} needs groups of at least {order + 1} samples, got {m}")
-    C, d = _constraints(m, n, xi, order, rho)
+    C, d = constraints(m, n, xi, order, rho)
     H = _bulk_slope_gram(m, bulk_quantile(m)) + smoothing * torch.eye(m, dtype=_F64)
     return _constrained_least_squares(H, torch.zeros(m, dtype=_F64), C, d)
 
@@ -171,7 +186,12 @@ def _gev_prefix_gains(m: int, n: int, xi: float, num_nodes: int = 4000):
 
 @functools.lru_cache(maxsize=1024)
 def tea_weights(
-    m: int, n: int, xi: float, smoothing: float = 1e-3, order: int = 1, rho: float = -1.0
+    m: int,
+    n: int,
+    xi: float,
+    smoothing: float = TEA_DEFAULTS.smoothing,
+    order: int = TEA_DEFAULTS.order,
+    rho: float = TEA_DEFAULTS.rho,
 ) -> torch.Tensor:
     """TEA weights ``w`` (m,): the direct tail-extrapolated advantage.
 
@@ -193,7 +213,7 @@ def tea_weights(
     var = float((tc * tc * p).sum())
     H = (Gc * p) @ Gc.T / var
     f = (Gc * p) @ tc / var
-    C, d = _constraints(m, n, xi, order, rho)
+    C, d = constraints(m, n, xi, order, rho)
     return _constrained_least_squares(H + smoothing * torch.eye(m, dtype=_F64), f, C, d)
 
 

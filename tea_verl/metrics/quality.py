@@ -30,11 +30,14 @@ import math
 import numpy as np
 import torch
 
+from tea_verl.config import TEA_DEFAULTS
+from tea_verl.estimators.table import COMPARISON, GAUSSIAN, comparison_method, method
+
 __all__ = ["ESTIMATOR_NAMES", "call_registered", "resolve", "measure", "EmpiricalLaw", "infeasible"]
 
-# Estimators compared: display name -> (verl registry name, N rule).
-# "bon_m" is the exact estimator at N = m ("optimise what you can measure").
-ESTIMATOR_NAMES = ("grpo", "grpo_passk", "bon_m", "tea", "prefix_tea", "tea_gev", "prefix_tea_gev")
+# The methods compared on a law: the comparison methods of the estimator table but the oracle, which
+# needs N rollouts per group ("bon_m" is the exact estimator at N = m: optimise what you can measure).
+ESTIMATOR_NAMES = tuple(name for name in COMPARISON if method(name).rollouts == "m")
 
 
 def call_registered(
@@ -63,20 +66,18 @@ def call_registered(
 def infeasible(display: str, m: int, tea_keys=None) -> str | None:
     """Why an estimator cannot run at group size m (None when it can): the Gaussian family needs
     ``ceil(alpha m) >= 2``."""
-    from tea_verl.estimators import GAUSSIAN
-    from tea_verl.estimators.gaussian import DEFAULT_ALPHA, min_group_size, tail_size
+    from tea_verl.estimators.gaussian import min_group_size, tail_size
 
-    alpha = float((tea_keys or {}).get("alpha", DEFAULT_ALPHA))
+    alpha = float((tea_keys or {}).get("alpha", TEA_DEFAULTS.alpha))
     if display.split("@")[0] in GAUSSIAN and tail_size(alpha, m) < 2:
         return f"needs m >= {min_group_size(alpha)}"
     return None
 
 
 def resolve(display: str, m: int, n: int) -> tuple[str, int]:
-    """Display name -> (registry name, the N passed in algorithm.tea.N)."""
-    if display == "bon_m":
-        return "bon", m
-    return display, n
+    """Display name -> (registry name, the N passed in algorithm.tea.N), from the estimator table."""
+    row = comparison_method(display)
+    return row.registry, row.n_arg(m, n)
 
 
 def measure(law, m: int, n: int, estimator: str, *, groups: int, batches: int, seed: int, tea_keys=None,

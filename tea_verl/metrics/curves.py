@@ -33,12 +33,13 @@ labelled so.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from tea_verl.estimators.exact import subset_max_cdf
 
 __all__ = [
     "subset_max_weights",
@@ -59,25 +60,10 @@ def _lgamma(x: np.ndarray) -> np.ndarray:
     return torch.lgamma(torch.as_tensor(x, dtype=torch.float64)).numpy()
 
 
-def _log_comb(a: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """``log C(a, k)``, ``-inf`` where ``a < k`` (the binomial is 0)."""
-    a = np.asarray(a, dtype=np.float64)
-    k = np.asarray(k, dtype=np.float64)
-    ok = a >= k
-    safe_a = np.where(ok, a, k)
-    out = _lgamma(safe_a + 1) - _lgamma(k + 1) - _lgamma(safe_a - k + 1)
-    return np.where(ok, out, -np.inf)
-
-
-@functools.lru_cache(maxsize=64)
 def _cdf_table(n: int) -> np.ndarray:
-    """``F[k-1, a] = C(a, k) / C(n, k)`` for k = 1..n, a = 0..n: P(max of a k-subset is among the
-    ``a`` smallest)."""
-    k = np.arange(1, n + 1, dtype=np.float64)[:, None]
-    a = np.arange(0, n + 1, dtype=np.float64)[None, :]
-    table = np.exp(_log_comb(a, k) - _log_comb(np.float64(n), k))
-    table.setflags(write=False)
-    return table
+    """``F[k-1, a] = C(a, k) / C(n, k)``: P(max of a k-subset is among the ``a`` smallest)
+    (:func:`tea_verl.estimators.exact.subset_max_cdf`, the estimators' binomial tables)."""
+    return subset_max_cdf(n).numpy()
 
 
 def log2_ks(n: int) -> list[int]:

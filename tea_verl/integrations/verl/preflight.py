@@ -27,11 +27,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from tea_verl.estimators import GAUSSIAN as GAUSSIAN_ESTIMATORS, GEV
+from tea_verl.estimators.table import ESTIMATORS, EXACT, GAUSSIAN, TAIL
 
-__all__ = ["Problem", "check", "advice", "compose", "ComposeError", "PreflightError", "TAIL_ESTIMATORS"]
-
-TAIL_ESTIMATORS = (*GAUSSIAN_ESTIMATORS, *GEV)
+__all__ = ["Problem", "check", "advice", "compose", "ComposeError", "PreflightError"]
 
 
 @dataclass
@@ -52,14 +50,15 @@ class PreflightError(ValueError):
 def advice(cfg) -> list[str]:
     """Non-fatal notes on what a launch will do with the rewards it gets (printed by the dry run)."""
     est = str(_sel(cfg, "algorithm.adv_estimator", ""))
-    if est not in TAIL_ESTIMATORS:
+    if est not in TAIL:
         return []
     m = _sel(cfg, "actor_rollout_ref.rollout.n", 1)
     notes = []
-    if est in GAUSSIAN_ESTIMATORS:
-        from tea_verl.estimators.gaussian import DEFAULT_ALPHA, tail_size
+    if est in GAUSSIAN:
+        from tea_verl.config import TEA_DEFAULTS
+        from tea_verl.estimators.gaussian import tail_size
 
-        alpha = float(_sel(cfg, "algorithm.tea.alpha", DEFAULT_ALPHA))
+        alpha = float(_sel(cfg, "algorithm.tea.alpha", TEA_DEFAULTS.alpha))
         if tail_size(alpha, int(m)) == 2:
             notes.append(
                 f"{est} at rollout.n = {m} and alpha = {alpha} fits each prompt's tail on its top 2 rewards, where the "
@@ -149,13 +148,13 @@ def check(cfg) -> list[Problem]:
             "algorithm.adv_estimator",
             f"{est!r} is not a registered advantage estimator (verl would fail only at the first advantage "
             f"computation, after the first rollout); registered: {', '.join(sorted(ADV_ESTIMATOR_REGISTRY))}. "
-            "If it is one of tea-verl's (tea, prefix_tea, tea_gev, prefix_tea_gev, bon), check that tea-verl is installed where the trainer runs.",
+            f"If it is one of tea-verl's ({', '.join(ESTIMATORS)}), check that tea-verl is installed where the trainer runs.",
         ))
     n_roll = _sel(cfg, "actor_rollout_ref.rollout.n", 1)
     if int(n_roll) < 2:
         problems.append(Problem("actor_rollout_ref.rollout.n", f"is {n_roll}: groups need >= 2 rollouts per prompt (set the m of best-of-N training, e.g. 8)"))
     N = None
-    if est in (*TAIL_ESTIMATORS, "bon"):
+    if est in ESTIMATORS:
         try:
             tea = TeaConfig.from_algorithm(_sel(cfg, "algorithm"))
             N = tea.N
@@ -164,16 +163,16 @@ def check(cfg) -> list[Problem]:
         else:
             from tea_verl.estimators.gaussian import tail_error
 
-            error = tail_error(est, tea.alpha, int(n_roll)) if est in GAUSSIAN_ESTIMATORS and int(n_roll) >= 2 and N > int(n_roll) else None
+            error = tail_error(est, tea.alpha, int(n_roll)) if est in GAUSSIAN and int(n_roll) >= 2 and N > int(n_roll) else None
             if error:
                 problems.append(Problem("actor_rollout_ref.rollout.n", f"is {n_roll}: {error}"))
-        if N is not None and est in TAIL_ESTIMATORS and N <= int(n_roll):
+        if N is not None and est in TAIL and N <= int(n_roll):
             problems.append(Problem(
                 "algorithm.tea.N",
                 f"N = {N} is not above rollout.n = {n_roll}: {est} then reduces to the exact estimator; "
                 "use algorithm.adv_estimator=bon, or set N to the deployment best-of-N (> rollout.n).",
             ))
-        if N is not None and est == "bon" and N > int(n_roll):
+        if N is not None and est in EXACT and N > int(n_roll):
             problems.append(Problem(
                 "algorithm.tea.N",
                 f"N = {N} is above rollout.n = {n_roll}: the exact bon estimator needs N <= m; use tea or "

@@ -1,7 +1,7 @@
 """``tea-verl diagnose``: is a reward tail in the regime the estimators assume, and what to use.
 
 Input: many scored samples per prompt (a verl validation dump or a JSONL/Parquet table, read by
-:func:`tea_verl.report.read_samples`). Steps:
+:func:`tea_verl.metrics.samples.read_samples`). Steps:
 
 1. **Standardise per prompt**: ``z = (s - mean_p) / std_p``. The estimators assume tails that
    share a shape up to location and scale, so the shape is read off the pooled z-scores.
@@ -19,9 +19,9 @@ Input: many scored samples per prompt (a verl validation dump or a JSONL/Parquet
    ``xi < 0``: bounded (Weibull domain); ``0``: Gumbel-like; ``> 0``: heavy.
 4. **Does the law extrapolate?** Fit the law on k <= m (what training sees) and predict best-of-n
    (the largest sampled k): the miss, in standard errors over prompts.
-5. **Estimator quality on your law**: SVR and rho (:mod:`tea_verl.quality`) of ``bon`` at N = m
+5. **Estimator quality on your law**: SVR and rho (:mod:`tea_verl.metrics.quality`) of ``bon`` at N = m
    and of each tail-estimator setting, for your (m, N), on the empirical law of the pooled
-   z-scores (:class:`tea_verl.quality.EmpiricalLaw`).
+   z-scores (:class:`tea_verl.metrics.quality.EmpiricalLaw`).
 6. **Recommendation**: among settings with SVR in [0.85, 1.2] and rho >= 0.85 x rho(bon at N = m),
    the highest rho; ``bon`` when N <= m or the rewards are discrete.
 """
@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tea_verl.bon_metrics import prompt_curves
-from tea_verl.report import Samples
+from tea_verl.config import TEA_DEFAULTS, TeaConfig
+from tea_verl.metrics.curves import prompt_curves
+from tea_verl.metrics.samples import Samples
 
 # torch and the estimators are imported inside the functions that use them, so that the CLI can
 # reject bad arguments (check_arguments) in milliseconds, before torch and verl load
@@ -45,7 +46,7 @@ MIN_SAMPLES = 8
 SVR_RANGE = (0.85, 1.2)
 RHO_FRACTION = 0.85
 DISCRETE_MAJORITY = 0.5  # above this predicted share of discrete batches, recommend bon outright
-SHAPE_BOUNDS = (-1.0, 0.5)  # algorithm.tea.shape_bounds' default: the search range of the fit
+SHAPE_BOUNDS = TEA_DEFAULTS.shape_bounds  # the search range of the fit, as in training
 
 
 class DiagnoseError(ValueError):
@@ -55,7 +56,7 @@ class DiagnoseError(ValueError):
 @dataclass
 class Candidate:
     label: str
-    estimator: str  # display name for tea_verl.quality.measure
+    estimator: str  # display name for tea_verl.metrics.quality.measure
     keys: dict
     overrides: list[str]
     svr: float = float("nan")
@@ -165,7 +166,7 @@ def group_size_ties(raw: list[np.ndarray], m: int, N: int, batch_prompts: int, b
     for _ in range(batches):
         pick = rng.integers(0, len(usable), batch_prompts)
         x = np.concatenate([rng.choice(usable[i], m, replace=False) for i in pick])
-        _, info = best_of_n_credit(torch.from_numpy(x.astype(np.float64)), ids, max(N, m + 1), "tea_gev", shape=0.0)
+        _, info = best_of_n_credit(torch.from_numpy(x.astype(np.float64)), ids, "tea_gev", TeaConfig(N=max(N, m + 1), shape=0.0))
         ties += info.tie_groups
         eligible += info.eligible_groups
         fallbacks += info.fallback_groups
@@ -270,7 +271,7 @@ def diagnose(
         )
 
     # 5. SVR and rho on the empirical law of the pooled z-scores
-    from tea_verl.quality import EmpiricalLaw, measure
+    from tea_verl.metrics.quality import EmpiricalLaw, measure
 
     z_all = np.concatenate(kept)
     d.atoms = z_all.size
@@ -280,8 +281,8 @@ def diagnose(
     xi_fixed = round(d.xi, 3)
     base = [f"algorithm.tea.N={N}"]
     d.reference = Candidate(f"bon at N = m = {m}", "bon_m", {}, ["algorithm.adv_estimator=bon", f"algorithm.tea.N={m}"])
-    from tea_verl.estimators import GAUSSIAN
     from tea_verl.estimators.gaussian import DEFAULT_ALPHA, tail_size
+    from tea_verl.estimators.table import GAUSSIAN
 
     # the paper's Gaussian family first (when m holds a 2-sample tail at the default alpha), then the GEV family
     d.candidates = [

@@ -23,7 +23,7 @@ The laws are the mismatch bandit's modes A and B (``tea-verl demo``). With disti
 (0 against -0.8) and best-of-8 (0.712 against 0.624), mode B at best-of-64 (1.544 against 1.172).
 GRPO's mean reward prefers A; best-of-64 prefers B. :func:`pure_best_of` gives the values.
 
-**The policy.** A config-built Llama (hidden 64, 2 layers) over :mod:`tea_verl.tiny`'s word-level
+**The policy.** A config-built Llama (hidden 64, 2 layers) over :mod:`tea_verl.launch.tiny`'s word-level
 tokenizer, warm-started by a short supervised phase (:func:`warm_start`) on answers of the right
 form with either mode word at random, so that both modes are sampled at the start; seeded per seed.
 """
@@ -44,32 +44,24 @@ from statistics import NormalDist
 
 import numpy as np
 
-from tea_verl.smoke import SmokeError, _read_jsonl, exit_status
+from tea_verl.estimators.table import COMPARISON, GAUSSIAN, GEV, LABELS, METHODS, comparison_method
+from tea_verl.launch.common import LaunchError, exit_status, read_jsonl
 
+MODULE = "tea_verl.experiments.lm"  # the reward function's pkg:// and the child process (not __name__: "__main__" under -m)
 MODE_WORDS = {"safe": "A", "maybe": "B"}
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 FREE_LEN = 6
 MODES = {"A": (0.0, 0.5), "B": (-0.8, 1.0)}  # (mean, sd) of the reward of each mode
 INVALID_REWARD = -2.0
 DATA_SOURCE = "tea_lm"
-ESTIMATORS = ("grpo", "bon", "tea", "prefix_tea", "tea_gev", "prefix_tea_gev", "oracle")
-DEFAULT_ESTIMATORS = ("grpo", "tea_gev", "prefix_tea_gev")
-LABELS = {
-    "grpo": "GRPO (mean reward)",
-    "bon": "bon, N = m (best-of-m)",
-    "tea": "TEA (paper, Gaussian)",
-    "prefix_tea": "Prefix-TEA (paper, Gaussian)",
-    "tea_gev": "TEA-GEV",
-    "prefix_tea_gev": "Prefix-TEA-GEV",
-    "oracle": "oracle: bon with N rollouts",
-}
+ESTIMATORS = COMPARISON  # the estimator table's comparison methods; "bon" is taken for bon_m (bon at N = m)
+DEFAULT_ESTIMATORS = ("grpo", *GEV)
 _QUESTIONS = ("please explain", "tell me about", "write about", "what is", "help me with", "why is", "list", "who is")
 _TOPICS = ("code", "math", "a story", "a poem", "the answer")
 
 
-class LMError(SmokeError):
-    """Bad input or a failed run; the message names the problem and the fix (a ``SmokeError``,
-    since the experiment reuses ``tea-verl smoke``'s reward loading, composition and runner)."""
+class LMError(LaunchError):
+    """Bad input or a failed run; the message names the problem and the fix."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -171,7 +163,7 @@ def build_assets(path: str, seed: int) -> dict:
     """Tokenizer, warm-started model (``path/model``) and the train/val parquet files."""
     from transformers.utils import logging as hf_logging
 
-    from tea_verl.tiny import build_causal_lm, build_tokenizer, write_prompts
+    from tea_verl.launch.tiny import build_causal_lm, build_tokenizer, write_prompts
 
     hf_logging.disable_progress_bar()
     train_p, val_p = prompts()
@@ -190,7 +182,7 @@ def build_assets(path: str, seed: int) -> dict:
 # ----------------------------------------------------------------------------------------------
 # The experiment
 # ----------------------------------------------------------------------------------------------
-def _parser(prog: str) -> argparse.ArgumentParser:
+def parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
         description="Train a tiny LM for best-of-N through verl's real trainer on the CPU: GRPO against the TEA "
@@ -205,7 +197,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--val-n", type=int, default=None, help="validation samples per prompt (default N; at least N)")
     p.add_argument("--batch", type=int, default=16, help="prompts per training batch (default 16)")
     p.add_argument("--lr", type=float, default=2e-3, help="actor learning rate (default 2e-3)")
-    p.add_argument("--reward-fn", default=None, help="path.py:function, a verl custom reward function (default: the task's own, tea_verl.lm.spread_reward)")
+    p.add_argument("--reward-fn", default=None, help="path.py:function, a verl custom reward function (default: the task's own, tea_verl.experiments.lm.spread_reward)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="a Hydra override of tea_trainer applied to every run, e.g. algorithm.tea.alpha=0.4 "
                    "(repeatable; keys the experiment sets per run are refused: use its flags)")
@@ -225,14 +217,16 @@ def _overrides_note(s: dict) -> str:
     return f"; overrides {' '.join(s['overrides'])}" if s.get("overrides") else ""
 
 
-def _settings(args) -> dict:
+def settings(args) -> dict:
+    """The experiment's settings from parsed arguments, checked; bad input is an LMError."""
     from tea_verl.estimators.gaussian import DEFAULT_ALPHA, tail_error
 
     ests = args.estimators.split(",") if args.estimators else (["grpo", "tea_gev"] if args.quick else list(DEFAULT_ESTIMATORS))
     ests = [e.strip() for e in ests if e.strip()]
-    bad = [e for e in ests if e not in ESTIMATORS]
+    bad = [e for e in ests if e not in ESTIMATORS and e != "bon"]
     if bad or not ests:
         raise LMError(f"--estimators: unknown {bad or 'empty list'}; choose from {','.join(ESTIMATORS)}")
+    ests = [comparison_method(e).name for e in ests if e not in bad]  # "bon" is bon_m
     if len(set(ests)) != len(ests):
         raise LMError(f"--estimators lists one twice: {','.join(ests)}")
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
@@ -261,7 +255,7 @@ def _settings(args) -> dict:
             except ValueError:
                 raise LMError(f"--override {o!r}: algorithm.tea.alpha must be a number in (0, 0.5)") from None
     for e in ests:
-        err = tail_error(e, alpha, args.m) if e in ("tea", "prefix_tea") and 0.0 < alpha < 0.5 else None
+        err = tail_error(e, alpha, args.m) if e in GAUSSIAN and 0.0 < alpha < 0.5 else None
         if err:
             raise LMError(err)
     return {"estimators": ests, "seeds": seeds, "steps": steps, "val_n": val_n, "m": args.m, "N": args.N,
@@ -274,16 +268,17 @@ def run_name(est: str, seed: int) -> str:
 
 def run_overrides(est: str, seed: int, s: dict, out: str, assets: str, reward: tuple[str, str], ray_tmp: str) -> dict[str, object]:
     """Every key a run sets on ``tea_trainer`` (applied with Hydra's ``++``)."""
-    from tea_verl.smoke import smoke_overrides
+    from tea_verl.launch.smoke import smoke_overrides
 
     # the oracle is `bon` on N rollouts per prompt: the exact best-of-N gradient, at N / m times
     # the rollouts of the others (a ceiling for what m rollouts could do, not a competitor)
-    rollouts = s["N"] if est == "oracle" else s["m"]
+    row = comparison_method(est)
+    rollouts = row.group_size(s["m"], s["N"])
     o = smoke_overrides(out, assets, reward, s["steps"], 1, ray_tmp, s["batch"], rollouts)
     name = run_name(est, seed)
     o.update({
-        "algorithm.adv_estimator": "bon" if est == "oracle" else est,
-        "algorithm.tea.N": s["m"] if est == "bon" else s["N"],
+        "algorithm.adv_estimator": row.registry,
+        "algorithm.tea.N": row.n_arg(s["m"], s["N"]),
         "actor_rollout_ref.rollout.n": rollouts,
         "actor_rollout_ref.rollout.val_kwargs.n": s["val_n"],
         "actor_rollout_ref.rollout.val_kwargs.do_sample": True,
@@ -304,9 +299,11 @@ def run_overrides(est: str, seed: int, s: dict, out: str, assets: str, reward: t
     return o
 
 
-def _compose_all(s: dict, out: str, reward: tuple[str, str], ray_tmp: str) -> list[dict]:
+def compose_runs(s: dict, out: str, reward: tuple[str, str], ray_tmp: str) -> list[dict]:
+    """Every run's overrides and composed config (a run per estimator and seed); a bad --override is
+    an LMError before any work."""
     from tea_verl import CONFIG_DIR
-    from tea_verl.smoke import _compose, _fmt
+    from tea_verl.launch.common import compose_or_fail, hydra_value
 
     runs = []
     for seed in range(s["seeds"]):
@@ -318,15 +315,15 @@ def _compose_all(s: dict, out: str, reward: tuple[str, str], ray_tmp: str) -> li
                 if key in o:
                     raise LMError(f"--override {extra!r}: the experiment sets {key} itself for every run "
                                   "(use its own flags: --m, --N, --lr, --steps, --batch, --val-n, --seeds)")
-            overrides = [f"++{k}={_fmt(v)}" for k, v in o.items()] + list(s.get("overrides", []))
-            cfg = _compose(CONFIG_DIR, "tea_trainer", overrides)
+            overrides = [f"++{k}={hydra_value(v)}" for k, v in o.items()] + list(s.get("overrides", []))
+            cfg = compose_or_fail(CONFIG_DIR, "tea_trainer", overrides)
             runs.append({"name": run_name(est, seed), "estimator": est, "seed": seed, "assets": assets,
                          "overrides": overrides, "cfg": cfg})
     return runs
 
 
 def _child(plan_path: str) -> int:
-    """Run every planned run in one Ray session (``python -m tea_verl.lm --child PLAN``)."""
+    """Run every planned run in one Ray session (``python -m tea_verl.experiments.lm --child PLAN``)."""
     import ray
     from ray import PlacementGroupID
     from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
@@ -335,8 +332,8 @@ def _child(plan_path: str) -> int:
     from verl.utils.device import auto_set_device
 
     from tea_verl import CONFIG_DIR
-    from tea_verl.preflight import compose
-    from tea_verl.validation import TeaTaskRunner
+    from tea_verl.integrations.verl.preflight import compose
+    from tea_verl.integrations.verl.validation import TeaTaskRunner
 
     with open(plan_path) as f:
         plan = json.load(f)
@@ -382,8 +379,8 @@ def _val_files(out: str, name: str) -> list[tuple[int, str]]:
 def read_validation(path: str) -> dict:
     """From one verl validation dump: the exact best-of-k curve (k = 1..n, averaged over prompts)
     and the fraction of samples in each mode."""
-    from tea_verl.bon_metrics import summarize_curves
-    from tea_verl.report import read_jsonl_rows, samples_from_rows
+    from tea_verl.metrics.curves import summarize_curves
+    from tea_verl.metrics.samples import read_jsonl_rows, samples_from_rows
 
     rows = read_jsonl_rows(path)  # read once: the scores for the curve, the outputs for the modes
     samples = samples_from_rows(rows, path)
@@ -418,7 +415,7 @@ def collect(out: str, runs: list[dict]) -> dict:
             raise LMError(f"run {name} left no validation dumps in {os.path.join(out, 'val', name)}; see {os.path.join(out, 'lm.log')}")
         metrics_path = os.path.join(out, "metrics", "metrics", f"{name}.jsonl")
         steps = [{"step": row["step"], **{k: row["data"][k] for k in TRAIN_KEYS if k in row["data"]}}
-                 for row in _read_jsonl(metrics_path)]  # verl's file logger; no file: no steps
+                 for row in read_jsonl(metrics_path)]  # verl's file logger; no file: no steps
         res[name] = {"estimator": r["estimator"], "seed": r["seed"], "val": {str(k): v for k, v in vals.items()}, "train": steps}
     return res
 
@@ -532,7 +529,7 @@ def plot(res: dict, s: dict, path: str, default_reward: bool) -> None:
 
     n = s["N"]
     fig, (ax1, ax3, ax2) = plt.subplots(1, 3, figsize=(16, 4.4))
-    colors = {e: f"C{i}" for i, e in enumerate(ESTIMATORS)}
+    colors = {row.name: f"C{i}" for i, row in enumerate(METHODS)}
     for est in s["estimators"]:
         runs = [v for v in res.values() if v["estimator"] == est]
         steps = sorted({int(k) for v in runs for k in v["val"]})
@@ -572,21 +569,19 @@ def plot(res: dict, s: dict, path: str, default_reward: bool) -> None:
 
 
 def run(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") -> int:
-    from tea_verl.smoke import _parse_reward_fn, _run
-
-    from tea_verl.cli import quiet_verl
+    from tea_verl.launch.common import cpu_env, parse_reward_fn, quiet_verl, run_process
 
     quiet_verl()
-    args = _parser(prog).parse_args(argv)
-    s = _settings(args)
-    reward = _parse_reward_fn(args.reward_fn) if args.reward_fn else ("pkg://tea_verl.lm", "spread_reward")
+    args = parser(prog).parse_args(argv)
+    s = settings(args)
+    reward = parse_reward_fn(args.reward_fn) if args.reward_fn else (f"pkg://{MODULE}", "spread_reward")
     default_reward = args.reward_fn is None
     started = time.time()
     out = os.path.abspath(args.out)
     ray_tmp = tempfile.mkdtemp(prefix="tea-lm-ray-")
     try:
-        runs = _compose_all(s, out, reward, ray_tmp)  # every config composes before any work
-        from tea_verl.preflight import check
+        runs = compose_runs(s, out, reward, ray_tmp)  # every config composes before any work
+        from tea_verl.integrations.verl.preflight import check
 
         not_built = {"data.train_files", "data.val_files"}  # the warm start writes them below
         for r in runs:
@@ -613,19 +608,7 @@ def run(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") ->
         plan_path = os.path.join(out, "plan.json")
         with open(plan_path, "w") as f:
             json.dump({"settings": s, "runs": [{k: r[k] for k in ("name", "estimator", "seed", "overrides")} for r in runs]}, f, indent=1)
-        env = dict(os.environ)
-        env.pop("VERL_FILE_LOGGER_PATH", None)
-        modules = [x for x in env.get("VERL_USE_EXTERNAL_MODULES", "").split(",") if x and x != "tea_verl.cpu"]
-        env.update(
-            VERL_PLATFORM="cpu",
-            VERL_USE_EXTERNAL_MODULES=",".join(["tea_verl.cpu", *modules]),
-            VERL_FILE_LOGGER_ROOT=os.path.join(out, "metrics"),
-            RAY_AUTH_MODE=env.get("RAY_AUTH_MODE", "disabled"),
-            RAY_USAGE_STATS_ENABLED="0",
-            RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
-            TOKENIZERS_PARALLELISM="false",
-            HYDRA_FULL_ERROR="0",
-        )
+        env = cpu_env(VERL_FILE_LOGGER_PATH=None, VERL_FILE_LOGGER_ROOT=os.path.join(out, "metrics"))
         log_path = os.path.join(out, "lm.log")
         print(f"[lm] starting Ray once for all runs (about a minute on 2 cores); full log: {log_path}", flush=True)
         state = {"run": ""}
@@ -646,12 +629,12 @@ def run(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") ->
                     [f"validation best-of-{s['N']} {float(best[1]):+.3f}"] if best else [])
                 print(f"[lm] {time.time() - started:6.0f} s  {state['run']} step {step}/{total}: {', '.join(parts)}", flush=True)
 
-        cmd = [sys.executable, "-m", "tea_verl.lm", "--child", plan_path]
-        rc = _run(cmd, env, log_path, s["steps"], args.timeout, ray_tmp, progress, on_line=on_line)
+        cmd = [sys.executable, "-m", MODULE, "--child", plan_path]
+        rc = run_process(cmd, env, log_path, s["steps"], args.timeout, ray_tmp, progress, on_line=on_line)
         if rc != 0:
-            from tea_verl.smoke import _last_error
+            from tea_verl.launch.common import last_error
 
-            raise LMError(f"the runs failed (exit {rc}) during {state['run'] or 'start-up'}: {_last_error(log_path)}  Full log: {log_path}")
+            raise LMError(f"the runs failed (exit {rc}) during {state['run'] or 'start-up'}: {last_error(log_path)}  Full log: {log_path}")
         res = collect(out, runs)
         summary = summarize(res, s)
         table = format_table(summary, s, default_reward)
@@ -685,7 +668,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") -
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--child"]:
         return _child(argv[1])
-    return exit_status(lambda: run(argv, prog), "lm")  # LMError is a SmokeError
+    return exit_status(lambda: run(argv, prog), "lm")  # LMError is a LaunchError
 
 
 if __name__ == "__main__":

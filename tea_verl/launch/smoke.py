@@ -10,10 +10,10 @@ What it replaces (everything else, the estimator and its ``algorithm.tea.*`` key
 size ``rollout.n``, ``val_kwargs``, the optimiser, is the user's):
 
 * the model and tokenizer: a config-built Llama (hidden 64, 2 layers) and a word-level tokenizer
-  (:mod:`tea_verl.tiny`), built into ``OUT/assets``;
+  (:mod:`tea_verl.launch.tiny`), built into ``OUT/assets``;
 * the data: 8 short prompts, 4 per training batch and 4 for validation, 16-token responses;
 * the reward: ``--reward-fn path.py:function`` (a verl custom reward function) or the built-in
-  rule-based :func:`tea_verl.tiny.lexicon_reward`, scored by the ``best_of_n`` manager (no reward
+  rule-based :func:`tea_verl.launch.tiny.lexicon_reward`, scored by the ``best_of_n`` manager (no reward
   model);
 * the backend: ``trainer.device=cpu``, FSDP2, the ``hf_cpu`` rollout, sdpa attention, one Ray
   worker of each kind, logical GPUs (one per rank), Ray on loopback in a private temp dir;
@@ -32,23 +32,29 @@ present. ``OUT/smoke.log`` holds verl's full output.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
-import queue
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 from tea_verl import CONFIG_DIR
+from tea_verl.launch.common import (
+    LaunchError,
+    compose_or_fail,
+    cpu_env,
+    exit_status,
+    hydra_value,
+    last_error,
+    parse_reward_fn,
+    read_jsonl,
+    run_process,
+)
 
-DEFAULT_REWARD = ("pkg://tea_verl.tiny", "lexicon_reward")
+DEFAULT_REWARD = ("pkg://tea_verl.launch.tiny", "lexicon_reward")
 TRAIN_PROMPTS = 4
 RESPONSE_LENGTH = 16
 # verl's training/rollout_probs_diff_max: the largest |p_rollout - p_actor| over response tokens, where
@@ -57,7 +63,7 @@ RESPONSE_LENGTH = 16
 PROB_TOL = 0.05
 
 
-class SmokeError(RuntimeError):
+class SmokeError(LaunchError):
     """A smoke run that cannot start or did not pass; the message says what and the fix."""
 
 
@@ -80,26 +86,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parse_reward_fn(spec: str | None) -> tuple[str, str]:
-    if spec is None:
-        return DEFAULT_REWARD
-    if ":" not in spec:
-        raise SmokeError(f"--reward-fn takes path.py:function, got {spec!r}")
-    path, name = spec.rsplit(":", 1)
-    path = os.path.abspath(os.path.expanduser(path))
-    if not os.path.isfile(path):
-        raise SmokeError(f"--reward-fn: {path} does not exist (give path.py:function of a verl custom reward function)")
-    spec_ = importlib.util.spec_from_file_location("_tea_smoke_reward", path)
-    module = importlib.util.module_from_spec(spec_)
-    try:
-        spec_.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - reported as one line
-        raise SmokeError(f"--reward-fn: importing {path} failed: {type(exc).__name__}: {exc}") from None
-    if not callable(getattr(module, name, None)):
-        raise SmokeError(f"--reward-fn: {path} has no function {name!r}")
-    return path, name
-
-
 def _config_location(args) -> tuple[str, str]:
     if args.recipe:
         recipe = os.path.abspath(args.recipe)
@@ -108,15 +94,6 @@ def _config_location(args) -> tuple[str, str]:
         return os.path.dirname(recipe), os.path.splitext(os.path.basename(recipe))[0]
     path = os.path.abspath(args.config_path or CONFIG_DIR)
     return path, args.config_name or "tea_trainer"
-
-
-def _compose(config_dir: str, config_name: str, overrides: list[str]):
-    from tea_verl.preflight import ComposeError, compose
-
-    try:
-        return compose(config_dir, config_name, overrides)
-    except ComposeError as exc:
-        raise SmokeError(str(exc)) from None
 
 
 def smoke_overrides(out: str, assets: str, reward: tuple[str, str], steps: int, ranks: int, ray_tmp: str, batch: int, m: int) -> dict[str, object]:
@@ -215,14 +192,6 @@ def fill_ins(cfg) -> dict[str, object]:
     return out
 
 
-def _fmt(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def _replaced(cfg, overrides: dict[str, object]) -> dict[str, tuple[object, object]]:
     from omegaconf import OmegaConf
 
@@ -234,7 +203,7 @@ def _replaced(cfg, overrides: dict[str, object]) -> dict[str, tuple[object, obje
             old = "<interpolation>"
         if OmegaConf.is_config(old):
             old = OmegaConf.to_container(old)
-        if _fmt(old) != _fmt(new) and not (isinstance(old, list) and _fmt(new) == "[" + ",".join(map(str, old)) + "]"):
+        if hydra_value(old) != hydra_value(new) and not (isinstance(old, list) and hydra_value(new) == "[" + ",".join(map(str, old)) + "]"):
             out[key] = (old, new)
     return out
 
@@ -242,16 +211,13 @@ def _replaced(cfg, overrides: dict[str, object]) -> dict[str, tuple[object, obje
 def _build_assets(assets: str) -> None:
     from transformers.utils import logging as hf_logging
 
-    from tea_verl.tiny import PROMPTS, build_causal_lm, build_tokenizer, write_prompts
+    from tea_verl.launch.tiny import PROMPTS, build_causal_lm, build_tokenizer, write_prompts
 
     hf_logging.disable_progress_bar()  # a tiny model's save needs no progress bar
     tok = build_tokenizer()
     build_causal_lm(tok, os.path.join(assets, "model"))
     write_prompts(os.path.join(assets, "train.parquet"), PROMPTS[:TRAIN_PROMPTS], split="train")
     write_prompts(os.path.join(assets, "val.parquet"), PROMPTS[TRAIN_PROMPTS:], split="test")
-
-
-_STEP = re.compile(r"\bstep:(\d+) - (.*)$")
 
 
 def _num(text: str):
@@ -262,99 +228,6 @@ def _num(text: str):
         return float(text)
     except ValueError:
         return None
-
-
-def processes_with(marker: str) -> list[int]:
-    """Ids of the processes (this one excepted) whose command line mentions ``marker``; empty
-    where there is no /proc."""
-    pids = []
-    for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmd:
-            pids.append(int(pid))
-    return pids
-
-
-def _kill_leftovers(marker: str) -> None:
-    """Kill every process whose command line mentions ``marker`` (our private Ray temp dir)."""
-    for pid in processes_with(marker):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-
-
-def _run(cmd: list[str], env: dict, log_path: str, steps: int, timeout: float, ray_tmp: str, progress, on_line=None) -> int:
-    """Run ``cmd`` with its output in ``log_path``; ``progress`` is called once per step verl logs,
-    ``on_line`` (optional) on every line, and a true answer from it starts a new run (steps count
-    again from 1). Stops the process group and Ray's leftovers on a timeout, Ctrl-C or exit."""
-    start = time.time()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, bufsize=1)
-    lines: queue.Queue = queue.Queue()
-
-    def pump():  # a reader thread, so that a silent hang still meets the timeout below
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    seen = set()
-    try:
-        with open(log_path, "w") as log:
-            while True:
-                left = timeout - (time.time() - start)
-                if left <= 0:
-                    raise TimeoutError
-                try:
-                    line = lines.get(timeout=min(left, 1.0))
-                except queue.Empty:
-                    continue
-                if line is None:
-                    break
-                log.write(line)
-                if on_line is not None and on_line(line):
-                    seen.clear()
-                m = _STEP.search(line)
-                if m and int(m.group(1)) not in seen:
-                    seen.add(int(m.group(1)))
-                    progress(int(m.group(1)), steps, m.group(2), time.time() - start)
-        return proc.wait()
-    except (KeyboardInterrupt, TimeoutError) as exc:
-        _stop(proc)
-        if isinstance(exc, TimeoutError):
-            raise SmokeError(f"the run took more than {timeout:.0f} s and was stopped (see {log_path})") from None
-        raise
-    finally:
-        if proc.poll() is None:
-            _stop(proc)
-        _kill_leftovers(ray_tmp)
-
-
-def _stop(proc) -> None:
-    for sig, wait in ((signal.SIGINT, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except OSError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _read_jsonl(path: str) -> list[dict]:
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def evaluate(steps: list[dict], weight_log: list[dict], n_steps: int) -> list[dict]:
@@ -427,20 +300,20 @@ def _smoke(args, ray_tmp: str) -> int:
     started = time.time()
     out = os.path.abspath(args.out)
     assets = os.path.join(out, "assets")
-    reward = _parse_reward_fn(args.reward_fn)
+    reward = parse_reward_fn(args.reward_fn) if args.reward_fn else DEFAULT_REWARD
     config_dir, config_name = _config_location(args)
-    user_cfg = _compose(config_dir, config_name, args.overrides)
+    user_cfg = compose_or_fail(config_dir, config_name, args.overrides)
     batch = TRAIN_PROMPTS
     filled = fill_ins(user_cfg)
     m = int(filled.get("actor_rollout_ref.rollout.n", user_cfg.actor_rollout_ref.rollout.n))
     overrides = {**filled, **smoke_overrides(out, assets, reward, args.steps, args.ranks, ray_tmp, batch, m)}
     replaced = _replaced(user_cfg, overrides)
-    hydra_overrides = list(args.overrides) + [f"++{k}={_fmt(v)}" for k, v in overrides.items()]
-    cfg = _compose(config_dir, config_name, hydra_overrides)
+    hydra_overrides = list(args.overrides) + [f"++{k}={hydra_value(v)}" for k, v in overrides.items()]
+    cfg = compose_or_fail(config_dir, config_name, hydra_overrides)
 
     from omegaconf import OmegaConf
 
-    from tea_verl.preflight import check
+    from tea_verl.integrations.verl.preflight import check
 
     _build_assets(assets)  # seconds; before the checks, which look for the data files
     problems = check(cfg)
@@ -452,7 +325,7 @@ def _smoke(args, ray_tmp: str) -> int:
           f"reward {reward[0]}:{reward[1]}", flush=True)
     print(f"[smoke] replaced {len(replaced)} key(s) for the CPU run:", flush=True)
     for key, (old, new) in replaced.items():
-        print(f"  {key}: {_fmt(old)} -> {_fmt(new)}", flush=True)
+        print(f"  {key}: {hydra_value(old)} -> {hydra_value(new)}", flush=True)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "composed_config.yaml"), "w") as f:
         f.write(OmegaConf.to_yaml(cfg))
@@ -461,20 +334,7 @@ def _smoke(args, ray_tmp: str) -> int:
     for p in (metrics_path, weight_path):
         if os.path.exists(p):
             os.remove(p)
-    env = dict(os.environ)
-    modules = [x for x in env.get("VERL_USE_EXTERNAL_MODULES", "").split(",") if x]
-    env.update(
-        VERL_PLATFORM="cpu",
-        VERL_USE_EXTERNAL_MODULES=",".join(["tea_verl.cpu", *[x for x in modules if x != "tea_verl.cpu"]]),
-        VERL_FILE_LOGGER_PATH=metrics_path,
-        TEA_CPU_WEIGHT_LOG=weight_path,
-        RAY_AUTH_MODE=env.get("RAY_AUTH_MODE", "disabled"),
-        RAY_USAGE_STATS_ENABLED="0",
-        # single-node Ray on the loopback address (Ray otherwise resolves 127.0.0.1 to the host's IP)
-        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
-        TOKENIZERS_PARALLELISM="false",
-        HYDRA_FULL_ERROR="0",
-    )
+    env = cpu_env(VERL_FILE_LOGGER_PATH=metrics_path, TEA_CPU_WEIGHT_LOG=weight_path)
     cmd = [sys.executable, "-m", "tea_verl.main_ppo", f"--config-path={config_dir}", f"--config-name={config_name}",
            f"hydra.run.dir={os.path.join(out, 'hydra')}", *hydra_overrides]
     log_path = os.path.join(out, "smoke.log")
@@ -491,9 +351,9 @@ def _smoke(args, ray_tmp: str) -> int:
               f"reward mean {val('critic/score/mean'):+.3f}, advantages "
               f"[{val('critic/advantages/min'):+.3f}, {val('critic/advantages/max'):+.3f}]", flush=True)
 
-    rc = _run(cmd, env, log_path, args.steps, args.timeout, ray_tmp, progress)
-    steps = _read_jsonl(metrics_path)
-    weight_log = _read_jsonl(weight_path)
+    rc = run_process(cmd, env, log_path, args.steps, args.timeout, ray_tmp, progress)
+    steps = read_jsonl(metrics_path)
+    weight_log = read_jsonl(weight_path)
     checks = evaluate(steps, weight_log, args.steps) if rc == 0 else []
     result = {
         "ok": rc == 0 and bool(checks) and all(c["ok"] for c in checks),
@@ -510,36 +370,10 @@ def _smoke(args, ray_tmp: str) -> int:
     with open(os.path.join(out, "smoke.json"), "w") as f:
         json.dump(result, f, indent=1, default=str)
     if rc != 0:
-        raise SmokeError(f"verl's run failed (exit {rc}): {_last_error(log_path)}  Full log: {log_path}")
+        raise SmokeError(f"verl's run failed (exit {rc}): {last_error(log_path)}  Full log: {log_path}")
     print(_summary(steps, checks))
     print(f"\n[smoke] {'PASSED' if result['ok'] else 'FAILED'} in {result['wall_s']:.0f} s; wrote {os.path.join(out, 'smoke.json')}")
     return 0 if result["ok"] else 1
-
-
-def _last_error(log_path: str) -> str:
-    """The most telling error line of verl's output."""
-    try:
-        lines = open(log_path).read().splitlines()
-    except OSError:
-        return "no output"
-    pat = re.compile(r"(\w+(Error|Exception|Moved)|preflight found)\b[:(]")
-    for line in reversed(lines):
-        if pat.search(line):
-            return re.sub(r"\x1b\[[0-9;]*m", "", line).strip()[:400]
-    return (lines[-1] if lines else "no output")[:400]
-
-
-def exit_status(body, tag: str) -> int:
-    """Run a command's body (whose cleanup stops Ray and the workers) and map its outcome to the
-    exit status: a SmokeError is one ``error:`` line and 2, Ctrl-C is 130."""
-    try:
-        return body()
-    except SmokeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\n[{tag}] interrupted; Ray and verl's workers were stopped", file=sys.stderr)
-        return 130
 
 
 def main(argv: list[str] | None = None) -> int:

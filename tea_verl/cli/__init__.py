@@ -1,5 +1,8 @@
 """tea-verl: best-of-N post-training for verl.
 
+The command line (``tea-verl``): argument parsing and printing; the work is done by the packages
+below it (experiments, launch, integrations.verl, metrics).
+
   demo        the mismatch bandit on CPU (the main job): every estimator against the N-rollout oracle;
               demo --lm: a tiny language model trained through verl's real trainer on the CPU
   diagnose    your reward samples: tail shape, scaling-law check, estimator quality, a recommendation
@@ -15,27 +18,13 @@ import argparse
 import sys
 
 from tea_verl import CONFIG_DIR, __version__
+from tea_verl.launch.common import quiet_verl
 
 
 def _add_input_args(parser) -> None:
-    """The scored-samples input that diagnose and bon-report share (tea_verl.report.read_samples)."""
+    """The scored-samples input that diagnose and bon-report share (tea_verl.metrics.samples.read_samples)."""
     parser.add_argument("path", help="validation_data_dir, <step>.jsonl, or a .jsonl/.parquet table (uid, score)")
     parser.add_argument("--step", type=int, default=None, help="with a directory: the step to read (default: newest)")
-
-
-def quiet_verl() -> None:
-    """Silence what verl prints on import that says nothing about this command on a CPU machine:
-    its optional training engines being absent (torchtitan, megatron, ...), no accelerator being
-    found, and validate_config's note that the critic is off for a non-GAE estimator."""
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore", message=r".*engine is not available", category=UserWarning)
-    warnings.filterwarnings("ignore", message=r"Disabled critic as algorithm\.adv_estimator", category=UserWarning)
-    noise = ("No supported accelerator detected", "is registered but not available", "Platform override from VERL_PLATFORM")
-    logging.getLogger("verl.plugin.platform.platform_manager").addFilter(
-        lambda record: not any(n in record.getMessage() for n in noise)
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("config-dir", help="print the directory of tea_trainer.yaml (for --config-path)")
-    # every demo option (--quick, --m, --N, --steps, ...) belongs to tea_verl.demo; forward them all,
-    # --help included
+    # every demo option (--quick, --m, --N, --steps, ...) belongs to tea_verl.experiments.bandit (with
+    # --lm: tea_verl.experiments.lm); forward them all, --help included
     sub.add_parser("demo", add_help=False, help="the mismatch bandit on CPU: every estimator vs the N-rollout oracle, with a plot; --lm: a tiny LM through verl's trainer")
     sub.add_parser("smoke", add_help=False, help="a real verl launch on the CPU with a tiny model, a few steps: check a config before GPU hours")
     dg = sub.add_parser(
@@ -99,11 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         print(CONFIG_DIR)
         return 0
     if args.cmd == "demo":
-        from tea_verl import demo
+        if "--lm" in rest:  # the tiny language model through verl's trainer, with its own options
+            from tea_verl.experiments import lm
 
-        return demo.main(rest)
+            return lm.main([a for a in rest if a != "--lm"], prog="tea-verl demo --lm")
+        from tea_verl.experiments import bandit
+
+        return bandit.main(rest)
     if args.cmd == "smoke":
-        from tea_verl import smoke
+        from tea_verl.launch import smoke
 
         return smoke.main(rest)
     if rest:
@@ -118,7 +111,7 @@ def _preflight(args) -> int:
 
     from omegaconf import OmegaConf
 
-    from tea_verl.preflight import ComposeError, advice, check, compose
+    from tea_verl.integrations.verl.preflight import ComposeError, advice, check, compose
 
     config_dir = os.path.abspath(args.config_path or CONFIG_DIR)
     try:
@@ -159,8 +152,8 @@ def _preflight(args) -> int:
 def _diagnose(args) -> int:
     import json
 
-    from tea_verl.diagnose import DiagnoseError, check_arguments, diagnose, format_diagnosis
-    from tea_verl.report import ReportError, read_samples
+    from tea_verl.metrics.diagnose import DiagnoseError, check_arguments, diagnose, format_diagnosis
+    from tea_verl.metrics.samples import ReportError, read_samples
 
     def progress(i, total, label):
         print(f"  measuring SVR and rho [{i + 1}/{total}]: {label}", file=sys.stderr, flush=True)
@@ -186,7 +179,8 @@ def _diagnose(args) -> int:
 def _bon_report(args) -> int:
     import os
 
-    from tea_verl.report import ReportError, analyse, format_report, read_samples, write_report
+    from tea_verl.metrics.report import analyse, format_report, write_report
+    from tea_verl.metrics.samples import ReportError, read_samples
 
     try:
         extrapolate = tuple(int(x) for x in args.extrapolate.split(",") if x.strip())

@@ -1,4 +1,4 @@
-"""The main job on a laptop: the best-of-N mismatch bandit (docs/method.md section 7).
+"""The main job on a laptop (``tea-verl demo``): the best-of-N mismatch bandit (docs/method.md section 7).
 
 Each prompt offers K = 4 response modes with normal reward laws. Mode A is safe (mean 0, sd 0.5:
 the best single sample and the best of m), mode B spreads (mean -0.8, sd 1: worse at best-of-m,
@@ -26,21 +26,25 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tea_verl.quality import resolve
+from tea_verl.estimators.table import COMPARISON, GAUSSIAN, GEV, LABELS, comparison_method
 
-__all__ = ["Task", "make_task", "best_of_mixture", "best_of_normal", "train", "score", "main", "DEFAULT_ESTIMATORS"]
+__all__ = [
+    "Task",
+    "make_task",
+    "best_of_mixture",
+    "best_of_normal",
+    "resolve_algorithm",
+    "advantages_via_verl",
+    "train",
+    "score",
+    "main",
+    "DEFAULT_ESTIMATORS",
+]
 
-DEFAULT_ESTIMATORS = ("grpo", "grpo_passk", "bon_m", "tea", "prefix_tea", "tea_gev", "prefix_tea_gev", "oracle")
-LABELS = {
-    "grpo": "GRPO (mean reward)",
-    "grpo_passk": "grpo_passk (verl)",
-    "bon_m": "bon, N = m (best-of-m)",
-    "tea": "TEA (paper, Gaussian)",
-    "prefix_tea": "Prefix-TEA (paper, Gaussian)",
-    "tea_gev": "TEA-GEV",
-    "prefix_tea_gev": "Prefix-TEA-GEV",
-    "oracle": "oracle: bon with N rollouts",
-}
+DEFAULT_ESTIMATORS = COMPARISON  # every comparison method of the estimator table
+VARIANT_KEYS = {**{name: "alpha" for name in GAUSSIAN}, **{name: "smoothing" for name in GEV}}
+"""``NAME@VALUE`` runs an estimator with another value of this key: ``prefix_tea@0.4`` (alpha),
+``tea_gev@0.01`` (smoothing)."""
 
 
 @dataclass
@@ -96,24 +100,27 @@ def best_of_normal(mu: float, sd: float, n: int) -> float:
     return float(best_of_mixture(np.ones((1, 1)), np.array([[mu]]), np.array([[sd]]), n)[0])
 
 
-def _resolve(estimator: str, m: int, n: int):
-    """Display name -> (verl estimator name, rollouts per prompt, the ``algorithm`` config of a verl
-    run with that estimator: ``algorithm.tea.N``, extra tea keys, verl's default std normalisation)."""
+def resolve_algorithm(estimator: str, m: int, n: int):
+    """A comparison method (a name of :data:`DEFAULT_ESTIMATORS`, ``bon`` for ``bon_m``, or a
+    ``NAME@VALUE`` variant, :data:`VARIANT_KEYS`) -> (verl estimator name, rollouts per prompt, the
+    ``algorithm`` config of a verl run with it: ``algorithm.tea.N``, the variant's key, verl's default
+    std normalisation). An unknown name is a ValueError naming the choices."""
     from omegaconf import OmegaConf
 
     keys: dict = {}
-    if estimator == "oracle":
-        name, n_arg, rollouts = "bon", n, n
-    elif estimator.startswith(("tea_gev@", "prefix_tea_gev@")):  # another smoothing, e.g. "tea_gev@0.01"
-        name, value = estimator.split("@", 1)
-        n_arg, rollouts, keys = n, m, {"smoothing": float(value)}
-    elif estimator.startswith(("tea@", "prefix_tea@")):  # another tail fraction, e.g. "prefix_tea@0.4"
-        name, value = estimator.split("@", 1)
-        n_arg, rollouts, keys = n, m, {"alpha": float(value)}
-    else:
-        (name, n_arg), rollouts = resolve(estimator, m, n), m
-    algorithm = OmegaConf.create({"adv_estimator": name, "norm_adv_by_std_in_grpo": True, "tea": {"N": n_arg, **keys}})
-    return name, rollouts, algorithm
+    name, _, value = estimator.partition("@")
+    if value:
+        if name not in VARIANT_KEYS:
+            raise ValueError(f"{estimator!r}: NAME@VALUE variants exist for {', '.join(VARIANT_KEYS)}")
+        try:
+            keys = {VARIANT_KEYS[name]: float(value)}
+        except ValueError:
+            raise ValueError(f"{estimator!r}: the value after @ must be a number") from None
+    row = comparison_method(name)
+    algorithm = OmegaConf.create(
+        {"adv_estimator": row.registry, "norm_adv_by_std_in_grpo": True, "tea": {"N": row.n_arg(m, n), **keys}}
+    )
+    return row.registry, row.group_size(m, n), algorithm
 
 
 def advantages_via_verl(rewards: torch.Tensor, uids: np.ndarray, adv_estimator: str, algorithm) -> torch.Tensor:
@@ -137,7 +144,7 @@ def advantages_via_verl(rewards: torch.Tensor, uids: np.ndarray, adv_estimator: 
 def train(task: Task, estimator: str, m: int, n: int, steps: int, lr: float, seed: int, checkpoints=(), on_step=None):
     """Train per-prompt softmax policies; returns the probabilities (P, K) after each checkpoint
     step (or only the final ones when ``checkpoints`` is empty)."""
-    adv_estimator, rollouts, algorithm = _resolve(estimator, m, n)
+    adv_estimator, rollouts, algorithm = resolve_algorithm(estimator, m, n)
     gen = torch.Generator().manual_seed(seed)
     P, K = task.mu.shape
     logits = torch.zeros(P, K, dtype=torch.float64, requires_grad=True)
@@ -317,12 +324,11 @@ def format_table(summary: dict) -> str:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--lm" in argv:  # the tiny language model through verl's trainer (tea_verl.lm), its own options
-        from tea_verl.lm import main as lm_main
-
-        return lm_main([a for a in argv if a != "--lm"], prog="tea-verl demo --lm")
     ap = argparse.ArgumentParser(
-        prog="tea-verl demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="tea-verl demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="tea-verl demo --lm: instead of the bandit, train a tiny language model through verl's real trainer on "
+        "the CPU (grpo against tea_gev and prefix_tea_gev, 3 seeds, about 25 minutes; with --quick 1 seed, under 5 "
+        "minutes); its options: tea-verl demo --lm --help",
     )
     ap.add_argument("--m", type=int, default=8, help="rollouts per prompt in training (default 8)")
     ap.add_argument("--N", type=int, default=64, help="deployment best-of-N (default 64)")
@@ -335,17 +341,16 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="demo_out", help="directory for demo.png and demo.json (default demo_out)")
     ap.add_argument("--quick", action="store_true",
                     help="32 prompts, 400 steps: the same story in about a third of the time")
-    ap.add_argument("--lm", action="store_true",
-                    help="instead of the bandit, train a tiny language model through verl's real trainer on the CPU "
-                    "(grpo against tea_gev and prefix_tea_gev, 3 seeds, about 25 minutes; with --quick 1 seed, under "
-                    "5 minutes); its options: tea-verl demo --lm --help")
     args = ap.parse_args(argv)
     if args.quick:
         args.prompts, args.steps = 32, min(args.steps, 400)
     ests = [e.strip() for e in args.estimators.split(",") if e.strip()]
-    unknown = [e for e in ests if e not in DEFAULT_ESTIMATORS and not e.startswith(("tea_gev@", "prefix_tea_gev@"))]
-    if unknown:
-        ap.error(f"unknown estimator(s) {unknown}; choose from {', '.join(DEFAULT_ESTIMATORS)}")
+    for e in ests:
+        try:
+            resolve_algorithm(e, 2, 4)
+        except ValueError as exc:
+            ap.error(f"--estimators: {exc}")
+    ests = [e if "@" in e else comparison_method(e).name for e in ests]  # "bon" is bon_m here
     if args.m < 2 or args.N < 2:
         ap.error("--m and --N must be >= 2")
     if args.N <= args.m:

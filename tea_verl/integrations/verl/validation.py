@@ -8,7 +8,7 @@ tensorboard, ...). This module adds the best-of-N metrics there without copying 
 * :func:`with_bon_validation` subclasses the trainer class verl selects
   (``trainer.v1.trainer_mode``) and extends ``_val_metrics_update``: verl's metrics, plus
   :func:`bon_validation_metrics`; and ``_compute_advantage``: verl's step metrics, plus the
-  estimator's ``tea/*`` diagnostics (:func:`tea_verl.advantage.step_metrics`).
+  estimator's ``tea/*`` diagnostics (:func:`.advantage.step_metrics`).
 * :class:`TeaTaskRunner` is verl's ``TaskRunnerV1`` whose ``run`` builds that subclass instead;
   ``python -m tea_verl.main_ppo`` passes it to verl's public ``run_ppo(config, task_runner_class)``.
 
@@ -30,9 +30,10 @@ from __future__ import annotations
 import logging
 import math
 
-from tea_verl.bon_metrics import log2_ks
 from tea_verl.config import BestOfNConfig
-from tea_verl.report import ReportError, analyse, samples_from_verl
+from tea_verl.metrics.curves import log2_ks
+from tea_verl.metrics.report import analyse
+from tea_verl.metrics.samples import ReportError, samples_from_verl
 
 logger = logging.getLogger("tea_verl")
 
@@ -110,7 +111,7 @@ def with_bon_validation(trainer_cls: type) -> type:
 
         def _compute_advantage(self, batch, metrics):
             out = super()._compute_advantage(batch, metrics=metrics)
-            from tea_verl.advantage import ESTIMATOR_FUNCTIONS, step_metrics
+            from tea_verl.integrations.verl.advantage import ESTIMATOR_FUNCTIONS, step_metrics
 
             est = str(self.config.algorithm.adv_estimator)
             if est in ESTIMATOR_FUNCTIONS and metrics is not None:
@@ -146,6 +147,10 @@ class bon_trainers:
 def _task_runner_class():
     import ray
     from verl.trainer.main_ppo import TaskRunnerV1
+
+    from tea_verl.integrations.verl import private
+
+    private.check(include_heavy=True, users=("validation",))  # what this module overrides and subclasses
 
     base = TaskRunnerV1.__ray_actor_class__
 

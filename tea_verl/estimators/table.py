@@ -1,0 +1,107 @@
+"""The one table of estimators and the methods they are compared with.
+
+Everything that lists estimators reads this table: verl registration, the CLI's choices, preflight,
+the labels of the demo, the language-model experiment and the benchmarks, and the quality lists.
+
+Rows are *methods*: the five estimators tea-verl registers with verl (``ours``), verl's own GRPO
+baselines, and two comparison settings of ``bon`` that the experiments train with:
+
+* ``bon_m``: the exact ``bon`` at N = m, "optimise the best-of-m you can measure";
+* ``oracle``: the exact ``bon`` at the deployment N on N rollouts per prompt, N / m times the
+  rollouts of every other method: a ceiling, not a competitor.
+
+The experiments also accept ``bon`` for ``bon_m`` (:func:`comparison_method`): in a comparison at
+N > m, the exact estimator can only run at N = m.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "Method",
+    "METHODS",
+    "ESTIMATORS",
+    "EXACT",
+    "GAUSSIAN",
+    "GEV",
+    "TAIL",
+    "BASELINES",
+    "COMPARISON",
+    "LABELS",
+    "method",
+    "comparison_method",
+]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    """The name users type (``algorithm.adv_estimator`` for the registered ones)."""
+    family: str
+    """``exact`` (bon), ``gaussian`` (the paper's TEA and Prefix-TEA), ``gev`` (this project's), or
+    ``verl`` (verl's own estimators)."""
+    label: str
+    """The name in tables and plots."""
+    registry: str
+    """The name in verl's advantage-estimator registry that a run with this method uses."""
+    budget: str = "N"
+    """The ``algorithm.tea.N`` a comparison run passes: ``"N"`` (the deployment budget) or ``"m"``."""
+    rollouts: str = "m"
+    """Rollouts per prompt in a comparison run: ``"m"`` or ``"N"`` (the oracle)."""
+    smallest_m: int = 2
+    """The smallest group size at which the method extrapolates to N > m. The Gaussian family's also
+    depends on alpha: ``ceil(alpha m) >= 2`` (:func:`tea_verl.estimators.gaussian.min_group_size`)."""
+
+    @property
+    def ours(self) -> bool:
+        """Registered with verl by tea-verl (the plugin)."""
+        return self.family != "verl" and self.registry == self.name
+
+    def n_arg(self, m: int, n: int) -> int:
+        """``algorithm.tea.N`` of a comparison run at m rollouts and deployment budget n."""
+        return m if self.budget == "m" else n
+
+    def group_size(self, m: int, n: int) -> int:
+        """``rollout.n`` of a comparison run at m rollouts and deployment budget n."""
+        return n if self.rollouts == "N" else m
+
+
+METHODS: tuple[Method, ...] = (
+    Method("grpo", "verl", "GRPO (mean reward)", "grpo"),
+    Method("grpo_passk", "verl", "grpo_passk (verl)", "grpo_passk"),
+    Method("bon", "exact", "bon (exact, N <= m)", "bon"),
+    Method("bon_m", "exact", "bon, N = m (best-of-m)", "bon", budget="m"),
+    Method("tea", "gaussian", "TEA (paper, Gaussian)", "tea", smallest_m=5),
+    Method("prefix_tea", "gaussian", "Prefix-TEA (paper, Gaussian)", "prefix_tea", smallest_m=5),
+    Method("tea_gev", "gev", "TEA-GEV", "tea_gev", smallest_m=3),
+    Method("prefix_tea_gev", "gev", "Prefix-TEA-GEV", "prefix_tea_gev", smallest_m=3),
+    Method("oracle", "exact", "oracle: bon with N rollouts", "bon", rollouts="N"),
+)
+
+_BY_NAME = {row.name: row for row in METHODS}
+
+ESTIMATORS = tuple(row.name for row in METHODS if row.ours)
+"""The five estimators tea-verl registers with verl: bon, tea, prefix_tea, tea_gev, prefix_tea_gev."""
+EXACT = tuple(name for name in ESTIMATORS if _BY_NAME[name].family == "exact")
+GAUSSIAN = tuple(name for name in ESTIMATORS if _BY_NAME[name].family == "gaussian")
+GEV = tuple(name for name in ESTIMATORS if _BY_NAME[name].family == "gev")
+TAIL = GAUSSIAN + GEV
+"""The estimators that extrapolate to N > m."""
+BASELINES = tuple(row.name for row in METHODS if row.family == "verl")
+COMPARISON = tuple(row.name for row in METHODS if row.name != "bon")
+"""The methods of a comparison at N > m (the demo, the benchmarks, the language-model experiment)."""
+LABELS = {row.name: row.label for row in METHODS}
+
+
+def method(name: str) -> Method:
+    """The row of ``name``; a ``ValueError`` naming the choices for an unknown one."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(_BY_NAME)}") from None
+
+
+def comparison_method(name: str) -> Method:
+    """The row of a method in a comparison at N > m: ``bon`` means ``bon_m`` there."""
+    return method("bon_m" if name == "bon" else name)
