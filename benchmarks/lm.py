@@ -73,6 +73,9 @@ def kind_batches(pi: np.ndarray, estimator: str, m: int, n: int, batches: int, g
     for _ in range(batches):
         kinds = torch.multinomial(p, groups * rollouts, replacement=True, generator=gen)
         rewards = mu[kinds] + sd[kinds] * torch.randn(groups * rollouts, dtype=torch.float64, generator=gen)
+        # invalid answers score exactly the penalty, as the LM's reward gives them (the exact gradient's
+        # quadrature needs the narrow mode of _task; the estimators see the atom, as in training)
+        rewards = torch.where(kinds == 2, mu[2], rewards)
         yield kinds, rewards, advantages_via_verl(rewards, uids, adv_estimator, algorithm)
 
 

@@ -87,6 +87,13 @@ class TeaConfig:
     tail extrapolation can flip the sign of the best responses' credit there) and gets bon at
     N = m as a whole. 1.0 turns the batch test off. Never raises on data."""
 
+    failure_reward: float | None = None
+    """Tail estimators: rewards at or below this value are failures (invalid, unscorable or
+    off-format answers with a fixed penalty). ``null`` (default): rewards at or below the batch's
+    failure atom, if it has one (:func:`tea_verl.estimators.failures.bottom_atom`). Failures never get
+    more credit than the mean of the valid answers of their group that are not best, and no credit depends on
+    how low the penalty is (docs/estimators.md, section 11). ``-inf`` turns failure handling off."""
+
     extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -161,6 +168,19 @@ class TeaConfig:
             raise ConfigError(f"algorithm.tea.order must be 1 or 2, got {self.order!r}.")
         if self.rho >= 0:
             raise ConfigError(f"algorithm.tea.rho must be < 0 (a second-order tail term), got {self.rho}.")
+        fr = self.failure_reward
+        if fr is not None:
+            if isinstance(fr, str):
+                try:
+                    fr = float(fr)
+                except ValueError:
+                    fr = None
+            if fr is None or isinstance(fr, bool) or not isinstance(fr, (int, float)) or math.isnan(fr) or fr == math.inf:
+                raise ConfigError(
+                    f"algorithm.tea.failure_reward must be null (detect a failure atom at the bottom of the batch), a "
+                    f"number (rewards at or below it are failures) or -inf (off), got {self.failure_reward!r}."
+                )
+            object.__setattr__(self, "failure_reward", float(fr))
         if self.extra:
             known = ", ".join(f.name for f in fields(self) if f.name != "extra")
             raise ConfigError(

@@ -347,6 +347,7 @@ def test_step_metrics_are_named_under_tea_and_finite_on_a_continuous_batch():
     assert set(metrics) == {
         "tea/xi", "tea/shape_r2", "tea/top_tie_rate", "tea/fallback_groups", "tea/fallback_batch", "tea/discrete_pvalue",
         "tea/singletons", "tea/credit_mean", "tea/credit_std", "tea/best_nonpositive_share", "tea/best_lowest_share",
+        "tea/failure_share",
     }
     assert all(np.isfinite(v) for v in metrics.values()), metrics
     assert metrics["tea/fallback_batch"] == 0.0 and metrics["tea/top_tie_rate"] == 0.0

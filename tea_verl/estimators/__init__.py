@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 
 from tea_verl.config import TeaConfig
-from tea_verl.estimators import gaussian
+from tea_verl.estimators import failures, gaussian
 from tea_verl.estimators.exact import (  # noqa: F401  (re-exported)
     best_of_k_curves,
     bon_weights,
@@ -95,6 +95,7 @@ class CreditInfo:
     credit_std: float = float("nan")
     best_nonpositive_share: float = float("nan")  # non-constant groups whose best sample gets credit <= 0
     best_lowest_share: float = float("nan")  # non-constant groups whose best sample gets the group's lowest credit
+    failure_share: float = 0.0  # share of the batch's samples taken as failures (tail estimators; :mod:`.failures`)
 
     @property
     def fallback_groups(self) -> int:
@@ -172,7 +173,8 @@ def best_of_n_credit(
         return scores.clone(), CreditInfo(float("nan"), float("nan"), 0)
     check_finite(scores)
     layout = group_layout(group_ids.to(scores.device))
-    padded = layout.pad(scores.to(_F64))
+    raw = padded = layout.pad(scores.to(_F64))
+    fail = None  # failures of an extrapolating, continuous batch: censored before the credit, capped after it
     sizes = layout.sizes
     singletons = int((sizes == 1).sum())
     distinct = sorted(set(sizes.tolist()) - {0})
@@ -206,6 +208,11 @@ def best_of_n_credit(
         # 2 ties in 16 groups. max_top_tie_rate = 1 never rejects.
         pvalue = binomial_sf(ties, eligible, max_top_tie_rate) if eligible and max_top_tie_rate < 1.0 else 1.0
         discrete = pvalue < DISCRETE_TEST_LEVEL
+        if not discrete:  # failures (an atom far below the rest): their size no longer counts (.failures)
+            flat_fail, threshold = failures.failure_mask(scores.to(_F64), config.failure_reward)
+            if threshold is not None and bool(flat_fail.any()):
+                fail = layout.pad(flat_fail) & layout.mask
+                padded = failures.censor(raw, fail, layout)
         if not (family_gaussian or discrete):  # the GEV family's tail shape
             if config.shape == "pooled":
                 xi, r2 = pooled_shape(padded, layout, multi, config.shape_bounds, config.shape_fallback)
@@ -243,6 +250,8 @@ def best_of_n_credit(
             gamma[fallback] = ga
             direct[fallback] = 0.0
     credit = rank_credit(padded, layout, omega, gamma) + direct
+    if fail is not None:
+        credit = failures.cap(credit, raw, fail, layout)
     if norm_by_std:
         std = group_std(padded, layout)
         if config.std_scale == "batch":
@@ -251,7 +260,9 @@ def best_of_n_credit(
             credit = credit / (scale + epsilon)
         else:
             credit = credit / (std + epsilon)[:, None]
-    info = CreditInfo(xi, r2, singletons, tie_rate, int(tied.sum()), eligible, pvalue, discrete, **credit_stats(credit, padded, layout))
+    failure_share = float(fail.sum()) / scores.numel() if fail is not None else 0.0
+    info = CreditInfo(xi, r2, singletons, tie_rate, int(tied.sum()), eligible, pvalue, discrete,
+                      failure_share=failure_share, **credit_stats(credit, raw, layout))
     return layout.unpad(credit).to(scores.dtype), info
 
 

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from tea_verl.config import TEA_DEFAULTS
+from tea_verl.config import TEA_DEFAULTS as _D
 from tea_verl.estimators.exact import best_of_k_curves
 from tea_verl.estimators.layout import F64 as _F64
 
@@ -52,7 +52,7 @@ def phi(xi: float, n: torch.Tensor) -> torch.Tensor:
 
 
 def fit_tail_shape(
-    pooled_curve: torch.Tensor, bounds: tuple[float, float] = TEA_DEFAULTS.shape_bounds, kmin: int = 1
+    pooled_curve: torch.Tensor, bounds: tuple[float, float] = _D.shape_bounds, kmin: int = 1
 ) -> tuple[float, float]:
     """Least-squares fit of ``P_k = A + B * phi_xi(k)`` on k = kmin..K, profiled over a xi grid.
 
@@ -129,12 +129,7 @@ def _constrained_least_squares(
 
 @functools.lru_cache(maxsize=1024)
 def prefix_tea_weights(
-    m: int,
-    n: int,
-    xi: float,
-    order: int = TEA_DEFAULTS.order,
-    rho: float = TEA_DEFAULTS.rho,
-    smoothing: float = TEA_DEFAULTS.smoothing,
+    m: int, n: int, xi: float, order: int = _D.order, rho: float = _D.rho, smoothing: float = _D.smoothing
 ) -> torch.Tensor:
     """Prefix-TEA weights ``w`` (m,): moment cancellation, robust to the bulk of the law.
 
@@ -186,12 +181,7 @@ def _gev_prefix_gains(m: int, n: int, xi: float, num_nodes: int = 4000):
 
 @functools.lru_cache(maxsize=1024)
 def tea_weights(
-    m: int,
-    n: int,
-    xi: float,
-    smoothing: float = TEA_DEFAULTS.smoothing,
-    order: int = TEA_DEFAULTS.order,
-    rho: float = TEA_DEFAULTS.rho,
+    m: int, n: int, xi: float, smoothing: float = _D.smoothing, order: int = _D.order, rho: float = _D.rho
 ) -> torch.Tensor:
     """TEA weights ``w`` (m,): the direct tail-extrapolated advantage.
 

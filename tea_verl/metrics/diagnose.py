@@ -86,6 +86,8 @@ class Diagnosis:
     extrapolation: dict | None = None
     atoms: int = 0
     shape_at_bound: str | None = None  # "lower" / "upper" when the fitted xi sits at its search bound
+    failure_value: float | None = None  # the failure atom at the bottom of all samples, as training detects it
+    failure_share: float = 0.0  # its share of the samples
     candidates: list[Candidate] = field(default_factory=list)
     reference: Candidate | None = None
     recommendation: Candidate | None = None
@@ -112,7 +114,8 @@ class Diagnosis:
             "left_out_short": self.left_out_short, "left_out_constant": self.left_out_constant,
             "top_tie_rate": self.top_tie_rate, "batch_prompts": self.batch_prompts,
             "group_tie_rate": self.group_tie_rate, "fallback_groups_per_batch": self.fallback_groups_per_batch,
-            "discrete_batch_rate": self.discrete_batch_rate, "shape_at_bound": self.shape_at_bound, "xi": self.xi, "xi_ci95": self.xi_ci, "shape_sign": self.shape_sign,
+            "discrete_batch_rate": self.discrete_batch_rate, "failure_value": self.failure_value,
+            "failure_share": self.failure_share, "shape_at_bound": self.shape_at_bound, "xi": self.xi, "xi_ci95": self.xi_ci, "shape_sign": self.shape_sign,
             "law_r2": self.law_r2, "extrapolation_check": self.extrapolation,
             "reference_bon_at_m": cand(self.reference), "candidates": [cand(c) for c in self.candidates],
             "recommendation": cand(self.recommendation), "reasons": self.reasons,
@@ -191,8 +194,11 @@ def diagnose(
 
     from tea_verl.estimators import fit_tail_shape, phi
 
+    from tea_verl.estimators.failures import bottom_atom
+
     check_arguments(m, N, min_samples, batch_prompts)
     prompts = samples.prompts()
+    atom = bottom_atom(torch.as_tensor(samples.selection, dtype=torch.float64))
     kept, short, const, ties = _standardise(samples, prompts, min_samples)
     raw = [samples.selection[idx] for idx in prompts.values() if samples.selection[idx].size >= min_samples]
     if len(kept) < 2:
@@ -209,6 +215,8 @@ def diagnose(
         m=m, N=N, min_samples=min_samples, prompts=len(kept), samples_per_prompt=dict(sorted(sizes.items())), left_out_short=short,
         left_out_constant=const, top_tie_rate=ties / len(kept), batch_prompts=batch_prompts,
     )
+    if atom is not None:
+        d.failure_value, d.failure_share = atom, float(np.mean(samples.selection <= atom))
     if all(r.size >= m for r in raw):
         d.group_tie_rate, d.fallback_groups_per_batch, d.discrete_batch_rate = group_size_ties(raw, m, N, batch_prompts, seed=seed)
     else:
@@ -357,6 +365,11 @@ def format_diagnosis(d: Diagnosis) -> str:
         L.append(f"  at the training group size m = {d.m}: top two tie in {d.group_tie_rate:.1%} of groups; per batch of "
                  f"{d.batch_prompts} prompts {d.fallback_groups_per_batch:.2f} fallback groups (bon at N = m), "
                  f"{d.discrete_batch_rate:.1%} of batches declared discrete")
+    if d.failure_value is not None:
+        L.append(f"  failure atom: {d.failure_share:.1%} of the samples score exactly {d.failure_value:g}, the lowest score. "
+                 "The tail estimators take such answers as failures (their penalty's size no longer counts and their credit "
+                 f"at most the mean of the valid answers that are not best; metric tea/failure_share); name it with algorithm.tea.failure_reward="
+                 f"{d.failure_value:g}. On a language model, at m <= 8 prefer bon (docs/results.md, \"Limits\")")
     if d.xi is not None:
         lo, hi = d.xi_ci
         kind = {"negative": "bounded (Weibull domain)", "zero": "Gumbel-like (exponential tail)", "positive": "heavy (Frechet domain)"}[d.shape_sign]

@@ -59,7 +59,9 @@ def step_metrics(estimator: str) -> dict[str, float]:
     whole; ``tea/discrete_pvalue``: that test's p-value; ``tea/singletons``: groups of one sample
     (zero credit); ``tea/credit_mean``, ``tea/credit_std``: the credit over samples of groups of
     >= 2, after the std scaling; ``tea/best_nonpositive_share``, ``tea/best_lowest_share``: share of
-    non-constant groups whose best sample gets credit <= 0, and the group's lowest credit.
+    non-constant groups whose best sample gets credit <= 0, and the group's lowest credit;
+    ``tea/failure_share``: share of the batch taken as failures (``algorithm.tea.failure_reward``,
+    or an atom at the batch bottom), whose credit is capped below the valid answers'.
     """
     info = last_info.get(estimator)
     if info is None:
@@ -76,6 +78,7 @@ def step_metrics(estimator: str) -> dict[str, float]:
         "tea/credit_std": info.credit_std,
         "tea/best_nonpositive_share": info.best_nonpositive_share,
         "tea/best_lowest_share": info.best_lowest_share,
+        "tea/failure_share": info.failure_share,
     }
     if estimator not in GEV:  # no GEV shape is fitted: no metric rather than a nan every step
         del out["tea/xi"], out["tea/shape_r2"]

@@ -1,0 +1,228 @@
+"""Failures: answers far below the rest (a failure atom), through verl's ``compute_advantage``.
+
+    python -m benchmarks.failures                      # every section (about 4 minutes on 2 cores)
+    python -m benchmarks.failures --sections order     # one of: order, fp, unchanged, caps
+
+* ``order``: laws with a failure atom of probability ``p`` at a penalty (-3 to -30) under a valid law
+  that mixes a normal mode and a Gumbel mode. For every tail estimator at (8, 64) and (16, 128),
+  the mean credit of failing answers and of valid answers that are not their group's best, in units
+  of the credit's sd, with failure handling on (``algorithm.tea.failure_reward`` unset: the atom is
+  detected) and off (``-inf``). The target: failing answers at most the valid non-best mean + 0.02.
+* ``fp``: how often the atom test (:func:`tea_verl.estimators.failures.bottom_atom`) fires on
+  continuous laws without an atom, in float32 and in bfloat16 (a reward model's output), by batch
+  size.
+* ``unchanged``: on the same continuous laws, the share of batches whose credit differs at all with
+  failure handling on and off (it is only the share of batches the atom test fires on).
+* ``caps``: the tiny LM's answers as three kinds (``benchmarks.lm``'s alignment: modes A and B and
+  invalid answers at exactly -2), m = 8, N = 64, for the GEV pair with failure handling off, with
+  censoring only, with the cap at the least credit of a group's valid non-best answers, and as
+  shipped (the cap at their mean): the expected gradient's cosine with the exact best-of-64
+  gradient at three policies, and invalid answers' mean credit against valid non-best answers'.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from tea_verl.estimators.failures import bottom_atom
+from tea_verl.estimators.table import TAIL
+
+SECTIONS = ("order", "fp", "unchanged", "caps")
+PENALTIES = (-3.0, -10.0, -30.0)
+BUDGETS = ((8, 64), (16, 128))
+
+
+def valid_mixture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Half a normal mode (0, 0.5), half a Gumbel mode (-0.8, scale 1): a safe and a spread mode."""
+    safe = rng.normal(0.0, 0.5, size)
+    spread = -0.8 + rng.gumbel(0.0, 1.0, size)
+    return np.where(rng.random(size) < 0.5, safe, spread)
+
+
+def with_failures(rng: np.random.Generator, size: int, p: float, penalty: float) -> np.ndarray:
+    x = valid_mixture(rng, size)
+    return np.where(rng.random(size) < p, penalty, x)
+
+
+def advantages(scores: np.ndarray, m: int, estimator: str, n: int, **tea) -> np.ndarray:
+    """verl's compute_advantage on a one-token DataProto, as in training (std scaling on)."""
+    from verl import DataProto
+    from verl.trainer.ppo.ray_trainer import compute_advantage
+
+    rewards = torch.from_numpy(scores).reshape(-1, 1)
+    uids = np.repeat(np.arange(scores.size // m), m).astype(str).astype(object)
+    data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": torch.ones_like(rewards)},
+                               non_tensors={"uid": uids})
+    algo = OmegaConf.create({"adv_estimator": estimator, "norm_adv_by_std_in_grpo": True, "tea": {"N": n, **tea}})
+    out = compute_advantage(data, adv_estimator=estimator, norm_adv_by_std_in_grpo=True, config=algo)
+    return out.batch["advantages"][:, 0].double().numpy()
+
+
+def order_stats(scores: np.ndarray, credit: np.ndarray, m: int, penalty: float) -> tuple[float, float]:
+    """Mean credit of failures and of valid non-best answers, in units of the credit's sd."""
+    x, c = scores.reshape(-1, m), credit.reshape(-1, m)
+    fail = x <= penalty
+    vmax = np.where(fail, -np.inf, x).max(1, keepdims=True)
+    nonbest = ~fail & (x < vmax)
+    sd = c.std()
+    return float(c[fail].mean() / sd), float(c[nonbest].mean() / sd)
+
+
+def section_order(args) -> None:
+    print(f"## order: mean credit of failing answers vs valid answers that are not best, in credit sd; failure p = {args.p}, "
+          f"{args.batches} batches of {args.groups} prompts; handling on (atom detected) / off (failure_reward=-inf)")
+    head = " ".join(f"{f'({m}, {n}) {pen:g}':>27s}" for m, n in BUDGETS for pen in PENALTIES)
+    print(f"{'estimator':16s} {'':4s} {head}")
+    for est in TAIL:
+        rows = {"on": [], "off": []}
+        for m, n in BUDGETS:
+            for pen in PENALTIES:
+                rng = np.random.default_rng(args.seed)
+                acc = {"on": [], "off": []}
+                for _ in range(args.batches):
+                    s = with_failures(rng, args.groups * m, args.p, pen)
+                    acc["on"].append(order_stats(s, advantages(s, m, est, n), m, pen))
+                    acc["off"].append(order_stats(s, advantages(s, m, est, n, failure_reward=float("-inf")), m, pen))
+                for k in rows:
+                    f, v = np.mean(acc[k], 0)
+                    rows[k].append(f"{f:+.2f} vs {v:+.2f}")
+        for k, cells in rows.items():
+            print(f"{est:16s} {k:4s} " + " ".join(f"{c:>27s}" for c in cells), flush=True)
+
+
+def _lexicon(rng, n):
+    from benchmarks.common import LexiconLike
+
+    return LexiconLike().sample(rng, (n,))
+
+
+def lm_like(rng: np.random.Generator, n: int, invalid: float = 0.05) -> np.ndarray:
+    """The tiny LM's reward: mode A 0 + 0.5 z, mode B -0.8 + z (half each), ``invalid`` at -2.
+    About 6 % of the valid rewards fall below the penalty."""
+    x = np.where(rng.random(n) < 0.5, 0.5 * rng.standard_normal(n), -0.8 + rng.standard_normal(n))
+    return np.where(rng.random(n) < invalid, -2.0, x)
+
+
+LAWS = {
+    "normal": lambda rng, n: rng.standard_normal(n),
+    "gumbel": lambda rng, n: rng.gumbel(0.0, 1.0, n),
+    "student5": lambda rng, n: rng.standard_t(5, n),
+    "beta25": lambda rng, n: rng.beta(2.0, 5.0, n),
+    "lognormal": lambda rng, n: rng.lognormal(0.0, 1.0, n),
+    "narrow": lambda rng, n: 3.0 + 0.05 * rng.standard_normal(n),  # in bfloat16: a few dozen distinct values
+    "lexicon": _lexicon,  # point masses inside the law (benchmarks.common.LexiconLike): no failure atom either
+}
+
+
+def section_fp(args) -> None:
+    sizes = (64, 128, 512, 4096)
+    print(f"## fp: share of batches in which the atom test finds a failure atom, {args.fp_batches} batches per cell; "
+          "the last rows have one (the tiny LM's reward, failures 5 % and 2 %): the share found")
+    print(f"{'law':10s} {'dtype':9s} " + " ".join(f"{f'B = {b}':>9s}" for b in sizes))
+    for name, draw in LAWS.items():
+        for dtype in (torch.float32, torch.bfloat16):
+            cells = []
+            for b in sizes:
+                rng = np.random.default_rng(args.seed)
+                hits = 0
+                for _ in range(args.fp_batches):
+                    x = torch.from_numpy(draw(rng, b)).to(dtype).double()
+                    hits += bottom_atom(x) is not None
+                cells.append(f"{hits / args.fp_batches:9.4f}")
+            print(f"{name:10s} {str(dtype).split('.')[-1]:9s} " + " ".join(cells), flush=True)
+    for invalid in (0.05, 0.02):
+        cells = []
+        for b in sizes:
+            rng = np.random.default_rng(args.seed)
+            found = sum(bottom_atom(torch.from_numpy(lm_like(rng, b, invalid))) == -2.0 for _ in range(args.fp_batches))
+            cells.append(f"{found / args.fp_batches:9.4f}")
+        print(f"{f'lm {invalid:.0%}':10s} {'float64':9s} " + " ".join(cells), flush=True)
+
+
+def section_unchanged(args) -> None:
+    print(f"## unchanged: share of batches (groups x m = {args.groups} x 16, bfloat16 rewards, N = 128) whose credit differs "
+          f"with failure handling on and off, {args.batches} batches per cell")
+    print(f"{'law':10s} " + " ".join(f"{e:>15s}" for e in TAIL))
+    for name, draw in LAWS.items():
+        cells = []
+        for est in TAIL:
+            rng = np.random.default_rng(args.seed)
+            changed = 0
+            for _ in range(args.batches):
+                s = torch.from_numpy(draw(rng, args.groups * 16)).to(torch.bfloat16).double().numpy()
+                changed += not np.array_equal(advantages(s, 16, est, 128), advantages(s, 16, est, 128, failure_reward=float("-inf")))
+            cells.append(f"{changed / args.batches:15.3f}")
+        print(f"{name:10s} " + " ".join(cells), flush=True)
+
+
+def least_cap(credit, padded, fail, layout):
+    """The rejected cap: at the least credit of the group's valid answers that are not best."""
+    import math
+
+    valid = layout.mask & ~fail
+    vmax = torch.where(valid, padded, torch.full_like(padded, -math.inf)).amax(1, keepdim=True)
+    nonbest = valid & (padded < vmax)
+    big = torch.full_like(credit, math.inf)
+    limit = torch.where(nonbest.any(1, keepdim=True), torch.where(nonbest, credit, big).amin(1, keepdim=True),
+                        torch.where(valid, credit, big).amin(1, keepdim=True))
+    return torch.where(fail & torch.isfinite(limit), torch.minimum(credit, limit), credit)
+
+
+def section_caps(args) -> None:
+    from benchmarks import lm as L
+    from tea_verl.estimators import failures
+    from tea_verl.estimators.table import GEV
+
+    shipped = (failures.censor, failures.cap)
+    variants = {
+        "off": (lambda padded, fail, layout: padded, lambda credit, padded, fail, layout: credit),
+        "censor only": (shipped[0], lambda credit, padded, fail, layout: credit),
+        "cap at least": (shipped[0], least_cap),
+        "shipped": shipped,
+    }
+    exact = [L.exact_gradient(np.asarray(p), 64) for p in L.POINTS]
+    print(f"## caps: the LM's answer kinds, m = 8, N = 64, {args.batches * 5} batches of 64 groups; cosine with the exact "
+          f"best-of-64 gradient at P(A, B, invalid) = {', '.join(str(p) for p in L.POINTS)}; invalid vs valid non-best "
+          f"mean credit at {L.POINTS[1]}")
+    try:
+        for name, (censor, cap) in variants.items():
+            failures.censor, failures.cap = censor, cap
+            for est in GEV:
+                cos = []
+                for p, g in zip(L.POINTS, exact):
+                    e = L.expected_gradient(np.asarray(p), est, 8, 64, args.batches * 5, 64, args.seed)
+                    cos.append(float(e @ g / np.linalg.norm(e) / np.linalg.norm(g)))
+                _, invalid, rest = L.credit_by_rank(np.asarray(L.POINTS[1]), est, 8, 64, args.batches * 5, args.seed)
+                print(f"{name:13s} {est:15s} cos " + " ".join(f"{c:+.2f}" for c in cos) + f"   invalid {invalid:+.2f} vs {rest:+.2f}",
+                      flush=True)
+    finally:
+        failures.censor, failures.cap = shipped
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list of {', '.join(SECTIONS)}")
+    ap.add_argument("--p", type=float, default=0.15, help="failure probability of the order section (default 0.15)")
+    ap.add_argument("--groups", type=int, default=64, help="prompts per batch (default 64)")
+    ap.add_argument("--batches", type=int, default=20, help="batches per cell of order and unchanged (default 20)")
+    ap.add_argument("--fp-batches", type=int, default=2000, help="batches per cell of fp (default 2000)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    bad = [s for s in sections if s not in SECTIONS]
+    if bad:
+        ap.error(f"unknown section(s) {bad}; choose from {', '.join(SECTIONS)}")
+    import verl  # noqa: F401  (the plugin registers the estimators)
+
+    for name in sections:
+        {"order": section_order, "fp": section_fp, "unchanged": section_unchanged, "caps": section_caps}[name](args)
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

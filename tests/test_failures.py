@@ -1,0 +1,155 @@
+"""Never reward failure: answers in a failure atom far below the rest, through verl's compute_advantage.
+
+The laws here are not the benchmark's (benchmarks/failures.py): a lognormal valid law with a second,
+wider mode, failure probabilities 0.1 and 0.4, penalties -5 and -50.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from tea_verl.config import ConfigError, TeaConfig
+from tea_verl.estimators import best_of_n_credit
+from tea_verl.estimators.failures import ATOM_MIN_COUNT, bottom_atom
+from tea_verl.estimators.table import TAIL
+
+
+def _valid(rng, size):
+    narrow = rng.lognormal(0.0, 0.25, size)
+    wide = 0.5 + rng.lognormal(-0.5, 0.8, size)
+    return np.where(rng.random(size) < 0.6, narrow, wide)
+
+
+def _batch(seed, groups, m, p, penalty):
+    rng = np.random.default_rng(seed)
+    valid = _valid(rng, groups * m)
+    fail = rng.random(groups * m) < p
+    return np.where(fail, penalty, valid), fail
+
+
+def _advantages(scores, m, estimator, n, **tea):
+    from verl import DataProto
+    from verl.trainer.ppo.ray_trainer import compute_advantage
+
+    rewards = torch.from_numpy(scores).reshape(-1, 1)
+    uids = np.repeat([f"prompt-{g}" for g in range(scores.size // m)], m).astype(object)
+    data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": torch.ones_like(rewards)},
+                               non_tensors={"uid": uids})
+    algo = OmegaConf.create({"adv_estimator": estimator, "norm_adv_by_std_in_grpo": True, "tea": {"N": n, **tea}})
+    out = compute_advantage(data, adv_estimator=estimator, norm_adv_by_std_in_grpo=True, config=algo)
+    return out.batch["advantages"][:, 0].double().numpy()
+
+
+@pytest.mark.parametrize("estimator", TAIL)
+@pytest.mark.parametrize("m,n", [(8, 64), (16, 128)])
+@pytest.mark.parametrize("p", [0.1, 0.4])
+def test_a_failure_never_gets_more_than_a_valid_answer_that_is_not_best(estimator, m, n, p):
+    """Per group: every failure's credit is at most the mean credit of the group's valid answers
+    that are not best (at most the least valid credit where there is no other); over the batch, the
+    failures' mean is at most the valid non-best mean + 0.02 credit sd."""
+    scores, fail = _batch(1, 64, m, p, -5.0)
+    c = _advantages(scores, m, estimator, n).reshape(-1, m)
+    x, f = scores.reshape(-1, m), fail.reshape(-1, m)
+    vmax = np.where(f, -np.inf, x).max(1, keepdims=True)
+    nonbest = ~f & (x < vmax)
+    for g in range(x.shape[0]):
+        if f[g].any() and (~f[g]).any():
+            limit = c[g][nonbest[g]].mean() if nonbest[g].any() else c[g][~f[g]].min()
+            assert c[g][f[g]].max() <= limit + 1e-12, (g, x[g], c[g])
+    assert c[f].mean() <= c[nonbest].mean() + 0.02 * c.std()
+
+
+@pytest.mark.parametrize("estimator", TAIL)
+def test_no_credit_depends_on_how_low_the_penalty_is(estimator):
+    """The same valid draws with penalties -5 and -50: every credit is the same, failures' included,
+    detected or named by failure_reward."""
+    low, fail = _batch(2, 64, 16, 0.25, -50.0)
+    high = np.where(fail, -5.0, low)
+    assert np.allclose(_advantages(low, 16, estimator, 128), _advantages(high, 16, estimator, 128), rtol=0, atol=1e-10)
+    named = _advantages(np.where(fail, -7.0 - np.arange(low.size) % 3, low), 16, estimator, 128, failure_reward=-6.0)
+    assert np.allclose(named, _advantages(high, 16, estimator, 128), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("estimator", TAIL)
+def test_without_a_failure_atom_nothing_moves(estimator):
+    """Continuous batches, float64 and rounded to bfloat16: the credit is bit for bit the one with
+    failure handling off (failure_reward=-inf)."""
+    rng = np.random.default_rng(3)
+    for dtype in (torch.float64, torch.bfloat16):
+        x = torch.from_numpy(_valid(rng, 64 * 16)).to(dtype).double().numpy()
+        assert np.array_equal(_advantages(x, 16, estimator, 128), _advantages(x, 16, estimator, 128, failure_reward=float("-inf")))
+
+
+def test_failure_share_is_logged_and_discrete_batches_are_left_to_exact_bon():
+    from tea_verl.integrations.verl.advantage import step_metrics
+
+    scores, fail = _batch(4, 64, 16, 0.2, -3.0)
+    _advantages(scores, 16, "tea_gev", 128)
+    assert step_metrics("tea_gev")["tea/failure_share"] == pytest.approx(fail.mean())
+    passfail = (np.random.default_rng(5).random(64 * 16) < 0.3).astype(float)  # zeros: an atom, but discrete
+    got = _advantages(passfail, 16, "tea_gev", 128)
+    assert step_metrics("tea_gev")["tea/fallback_batch"] == 1.0 and step_metrics("tea_gev")["tea/failure_share"] == 0.0
+    assert np.allclose(got, _advantages(passfail, 16, "bon", 16))
+
+
+def test_the_atom_test():
+    x = torch.tensor([-2.0] * ATOM_MIN_COUNT + [0.1 * i for i in range(100)], dtype=torch.float64)
+    assert bottom_atom(x) == -2.0
+    assert bottom_atom(x[1:]) is None  # two at the bottom: a tie, not an atom
+    assert bottom_atom(torch.full((50,), -2.0, dtype=torch.float64)) is None  # constant: nothing valid
+    big = torch.cat([torch.full((ATOM_MIN_COUNT,), -2.0), torch.randn(10_000).double()])
+    assert bottom_atom(big) is None  # 3 of 10,003 is under 1 % of the batch
+    # valid rewards below the penalty (a spread mode's low draws) do not hide it, up to 15 % of the batch
+    gen = torch.Generator().manual_seed(0)
+    spread = torch.cat([torch.full((300,), -2.0), torch.randn(1000, generator=gen).double() * 0.5 - 1.0])
+    assert 0 < float((spread < -2.0).double().mean()) <= 0.15 and bottom_atom(spread) == -2.0
+    assert bottom_atom(torch.cat([spread, torch.full((400,), -3.0)])) == -3.0  # the lowest atom
+    mid = torch.cat([torch.full((300,), 0.0), torch.randn(1000, generator=gen).double()])  # an atom in the middle
+    assert bottom_atom(mid) is None
+    narrow = (torch.randn(4096, generator=gen) * 0.1 + 3.0).to(torch.bfloat16).double()  # neighbours hold alike
+    assert bottom_atom(narrow) is None
+
+
+def test_a_group_of_one_valid_answer_still_ranks_it_above_its_failures():
+    x = torch.tensor([1.0] + [-9.0] * 7 + [0.3, 0.5, 0.9, 1.4, 0.2, 0.7, 1.1, -9.0], dtype=torch.float64)
+    g = torch.arange(2).repeat_interleave(8)
+    for est in TAIL:
+        if est in ("tea", "prefix_tea"):
+            continue  # a tail of ceil(0.25 * 8) = 2 at m = 8: bon at N = m
+        c, info = best_of_n_credit(x, g, est, TeaConfig(N=64))
+        assert info.failure_share == pytest.approx(8 / 16)
+        assert c[0] > c[1:8].max() and torch.allclose(c[1:8], c[1:8].min().expand(7))
+        assert c[15] <= c[8:15][x[8:15] < x[8:15].max()].mean() + 1e-12
+
+
+@pytest.mark.parametrize("value,ok", [(None, True), (-1.5, True), ("-2", True), (float("-inf"), True),
+                                      (float("inf"), False), (float("nan"), False), ("low", False), (True, False)])
+def test_failure_reward_setting(value, ok):
+    if ok:
+        TeaConfig(N=64, failure_reward=value)
+    else:
+        with pytest.raises(ConfigError, match="algorithm.tea.failure_reward must be null"):
+            TeaConfig(N=64, failure_reward=value)
+
+
+def test_diagnose_reports_the_failure_atom_and_names_the_key():
+    import verl  # noqa: F401  (the plugin registers the estimators diagnose measures)
+
+    from tea_verl.metrics.diagnose import diagnose, format_diagnosis
+    from tea_verl.metrics.samples import Samples
+
+    rng = np.random.default_rng(6)
+    uid, sel = [], []
+    for p in range(30):
+        for s in _valid(rng, 32):
+            uid.append(f"p{p}")
+            sel.append(-4.0 if rng.random() < 0.2 else float(s))
+    d = diagnose(Samples(["ds"] * len(uid), uid, np.array(sel), [None] * len(uid)), 8, 64, draws=4000, n_boot=20)
+    assert d.failure_value == -4.0 and d.failure_share == pytest.approx(np.mean(np.array(sel) == -4.0))
+    assert "algorithm.tea.failure_reward=-4" in format_diagnosis(d) and d.as_dict()["failure_value"] == -4.0
+    redrawn = np.where(np.array(sel) == -4.0, _valid(rng, len(sel)), sel)  # the failures' answers valid instead
+    clean = diagnose(Samples(["ds"] * len(uid), uid, redrawn, [None] * len(uid)), 8, 64, draws=4000, n_boot=20)
+    assert clean.failure_value is None and "failure atom" not in format_diagnosis(clean)
