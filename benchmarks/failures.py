@@ -50,16 +50,11 @@ def with_failures(rng: np.random.Generator, size: int, p: float, penalty: float)
 
 def advantages(scores: np.ndarray, m: int, estimator: str, n: int, **tea) -> np.ndarray:
     """verl's compute_advantage on a one-token DataProto, as in training (std scaling on)."""
-    from verl import DataProto
-    from verl.trainer.ppo.ray_trainer import compute_advantage
+    from tea_verl.experiments.bandit import advantages_via_verl
 
-    rewards = torch.from_numpy(scores).reshape(-1, 1)
     uids = np.repeat(np.arange(scores.size // m), m).astype(str).astype(object)
-    data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": torch.ones_like(rewards)},
-                               non_tensors={"uid": uids})
     algo = OmegaConf.create({"adv_estimator": estimator, "norm_adv_by_std_in_grpo": True, "tea": {"N": n, **tea}})
-    out = compute_advantage(data, adv_estimator=estimator, norm_adv_by_std_in_grpo=True, config=algo)
-    return out.batch["advantages"][:, 0].double().numpy()
+    return advantages_via_verl(torch.from_numpy(scores), uids, estimator, algo).numpy()
 
 
 def order_stats(scores: np.ndarray, credit: np.ndarray, m: int, penalty: float) -> tuple[float, float]:

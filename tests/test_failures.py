@@ -31,16 +31,11 @@ def _batch(seed, groups, m, p, penalty):
 
 
 def _advantages(scores, m, estimator, n, **tea):
-    from verl import DataProto
-    from verl.trainer.ppo.ray_trainer import compute_advantage
+    from tea_verl.experiments.bandit import advantages_via_verl
 
-    rewards = torch.from_numpy(scores).reshape(-1, 1)
     uids = np.repeat([f"prompt-{g}" for g in range(scores.size // m)], m).astype(object)
-    data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": torch.ones_like(rewards)},
-                               non_tensors={"uid": uids})
     algo = OmegaConf.create({"adv_estimator": estimator, "norm_adv_by_std_in_grpo": True, "tea": {"N": n, **tea}})
-    out = compute_advantage(data, adv_estimator=estimator, norm_adv_by_std_in_grpo=True, config=algo)
-    return out.batch["advantages"][:, 0].double().numpy()
+    return advantages_via_verl(torch.from_numpy(scores), uids, estimator, algo).numpy()
 
 
 @pytest.mark.parametrize("estimator", TAIL)

@@ -173,7 +173,8 @@ def best_of_n_credit(
         return scores.clone(), CreditInfo(float("nan"), float("nan"), 0)
     check_finite(scores)
     layout = group_layout(group_ids.to(scores.device))
-    raw = padded = layout.pad(scores.to(_F64))
+    flat = scores.to(_F64)
+    raw = padded = layout.pad(flat)
     fail = None  # failures of an extrapolating, continuous batch: censored before the credit, capped after it
     sizes = layout.sizes
     singletons = int((sizes == 1).sum())
@@ -209,7 +210,7 @@ def best_of_n_credit(
         pvalue = binomial_sf(ties, eligible, max_top_tie_rate) if eligible and max_top_tie_rate < 1.0 else 1.0
         discrete = pvalue < DISCRETE_TEST_LEVEL
         if not discrete:  # failures (an atom far below the rest): their size no longer counts (.failures)
-            flat_fail, threshold = failures.failure_mask(scores.to(_F64), config.failure_reward)
+            flat_fail, threshold = failures.failure_mask(flat, config.failure_reward)
             if threshold is not None and bool(flat_fail.any()):
                 fail = layout.pad(flat_fail) & layout.mask
                 padded = failures.censor(raw, fail, layout)

@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from tea_verl.estimators.layout import GroupLayout
+from tea_verl.estimators.layout import GroupLayout, group_std
 
 __all__ = ["ATOM_MIN_COUNT", "ATOM_MIN_SHARE", "bottom_atom", "failure_mask", "valid_scale", "censor", "cap"]
 
@@ -89,13 +89,9 @@ def valid_scale(padded: torch.Tensor, fail: torch.Tensor, layout: GroupLayout) -
     all valid rewards where no group has two; 1.0 where the batch has fewer than two. Never depends
     on the failures' values."""
     valid = layout.mask & ~fail
-    count = valid.sum(1)
-    x = torch.where(valid, padded, torch.zeros_like(padded))
-    mean = x.sum(1) / count.clamp_min(1)
-    var = (torch.where(valid, (padded - mean[:, None]) ** 2, torch.zeros_like(padded))).sum(1) / (count - 1).clamp_min(1)
-    several = count >= 2
+    several = valid.sum(1) >= 2
     if bool(several.any()):
-        scale = float(var[several].sqrt().mean())
+        scale = float(group_std(padded, layout, valid)[several].mean())
         if scale > 0:
             return scale
     values = padded[valid]
@@ -119,8 +115,9 @@ def cap(credit: torch.Tensor, padded: torch.Tensor, fail: torch.Tensor, layout: 
     """Every failure's credit capped at the mean credit of its group's valid answers that are not
     best, or at the least valid credit where every valid answer ties for best (``padded``: the
     rewards). The mean, not the least: the extrapolated credit of a group's runner-up is often far
-    below the rest (-3 sd on the tiny LM's answers), and a cap there makes the push away from failures
-    swamp the extrapolation between valid modes (docs/estimators.md, section 11)."""
+    below the rest (-3.06 on average under tea_gev on the tiny LM's answers), and a cap there makes
+    the push away from failures swamp the extrapolation between valid modes (docs/estimators.md,
+    section 11)."""
     valid = layout.mask & ~fail
     inf = torch.full_like(padded, math.inf)
     vmax = torch.where(valid, padded, -inf).amax(1, keepdim=True)

@@ -69,10 +69,12 @@ def check_finite(scores: torch.Tensor, what: str = "reward") -> None:
         )
 
 
-def group_std(padded: torch.Tensor, layout: GroupLayout) -> torch.Tensor:
-    """Unbiased per-group std (torch.std convention, as verl's GRPO); 0 for singletons."""
-    m = layout.sizes.to(F64)
-    x = torch.where(layout.mask, padded, torch.zeros_like(padded))
+def group_std(padded: torch.Tensor, layout: GroupLayout, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Unbiased per-group std (torch.std convention, as verl's GRPO); 0 for singletons. ``mask``
+    (G, M) restricts each group to some of its samples (default: all of them)."""
+    mask = layout.mask if mask is None else mask
+    m = mask.sum(1).to(F64)
+    x = torch.where(mask, padded, torch.zeros_like(padded))
     mean = x.sum(1) / m.clamp_min(1.0)
-    dev = torch.where(layout.mask, padded - mean[:, None], torch.zeros_like(padded))
+    dev = torch.where(mask, padded - mean[:, None], torch.zeros_like(padded))
     return torch.sqrt((dev * dev).sum(1) / (m - 1).clamp_min(1.0))
