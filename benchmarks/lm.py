@@ -1,16 +1,20 @@
 """End-to-end benchmark: a tiny LM trained for best-of-N through verl's real trainer on the CPU.
 
-    python -m benchmarks.lm                                   # grpo, tea_gev, prefix_tea_gev; m=8, N=64; 20 steps; 3 seeds
-    python -m benchmarks.lm --estimators bon,tea,prefix_tea   # the paper's pair (and bon at N = m), same seeds
+    python -m benchmarks.lm                                   # grpo, prefix_tea, prefix_tea_gev; m=16, N=128; 15 steps; 3 seeds
+    python -m benchmarks.lm --estimators grpo,oracle          # the power check: the exact best-of-N gradient from N rollouts
+    python -m benchmarks.lm --m 8 --N 64                      # the smaller budget
     python -m benchmarks.lm --reward-fn my_reward.py:score   # the same experiment on another reward
-    python -m benchmarks.lm --quick                           # 1 seed, grpo and tea_gev, 10 steps
+    python -m benchmarks.lm --quick                           # 1 seed, grpo and the recommended estimator
     python -m benchmarks.lm --alignment                       # where the credit points, by answer kind (about a minute)
     python -m benchmarks.lm --policy-alignment                # the same cosine in the LM's parameters, at its warm start (minutes)
     python -m benchmarks.lm --merge lm_out/lm.json,lm_paper/lm.json --out docs/lm   # one table and plot from several runs
 
 The task, the warm start and the experiment are :mod:`tea_verl.experiments.lm`'s (``tea-verl demo --lm`` runs
 the same). Output: a table of final best-of-1 / best-of-m / best-of-N per estimator (mean ± s.e.
-over seeds), the per-step fraction of answers in mode B with the best-of-N and verl's advantage
+over seeds; with the task's own reward also the best-of-N of the policy's mode shares), the
+paired differences with GRPO (every method on the same warm start, data and rollout seed), the
+probe of fixed contexts per step (the probability of ending after the sixth and seventh word, of
+starting in mode B), the per-step fraction of answers in mode B with the best-of-N and verl's advantage
 range, ``lm_out/lm.png`` (best-of-N against step, and the best-of-k curve at the end) and
 ``lm_out/lm.json`` (every validation curve, mode fraction and verl's per-step advantage statistics).
 
@@ -267,6 +271,10 @@ def merge(argv) -> int:
     print()
     print(lm.format_trajectory(runs, settings))
     print()
+    probe = lm.format_probe(runs, settings)
+    if probe:
+        print(probe)
+        print()
     print(lm.format_runs(runs, settings))
     print(f"\nplot: {os.path.join(args.out, 'lm.png')}   data: {os.path.join(args.out, 'lm.json')}")
     return 0

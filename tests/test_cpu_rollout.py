@@ -99,3 +99,68 @@ def test_first_tokens_follow_the_policy(model_dir):
         assert abs(counts.get(tok, 0) / n - q) <= 5 * se + 1e-9, (tok, counts.get(tok, 0) / n, q)
     for tok, logp in draws[:50]:  # the reported log-probability is the policy's
         assert logp == pytest.approx(float(torch.log(p[tok])), abs=1e-4)
+
+
+def _eos_heavy_server(model_dir, min_tokens: int | None):
+    """A server whose policy ends about half of its answers at every token (the end-of-sequence
+    row of the output layer raised), with ``engine_kwargs.hf_cpu.min_tokens`` when given."""
+    engine = {"hf_cpu": {"min_tokens": min_tokens}} if min_tokens is not None else {}
+    server = HFRolloutServer(SimpleNamespace(seed=5, response_length=6, engine_kwargs=engine), {"path": model_dir}, 0)
+    eos = next(iter(server.eos_ids))
+    with torch.no_grad():
+        head = server.model.get_output_embeddings().weight
+        hidden = server.model(input_ids=torch.tensor([_prompts()[0]]), output_hidden_states=True).hidden_states[-1][0, -1]
+        head[eos] += 6.0 * hidden / hidden.norm() ** 2  # about +6 on the end token's logit
+    return server, eos
+
+
+def test_min_tokens_keeps_the_end_token_out_of_the_first_tokens(model_dir):
+    """As vLLM's ``min_tokens``: with ``engine_kwargs.hf_cpu.min_tokens = 4`` no answer ends before
+    its fourth token, while the same policy without it ends many answers at the first; the reported
+    log-probabilities stay the policy's, so verl's actor recomputes the same values."""
+    ids = _prompts()[0]
+
+    async def lengths(server):
+        outs = await asyncio.gather(*(server.generate(ids, {"temperature": 1.0, "max_tokens": 6, "logprobs": True}) for _ in range(200)))
+        return outs
+
+    free, eos = _eos_heavy_server(model_dir, None)
+    outs = asyncio.run(lengths(free))
+    assert sum(len(o.token_ids) == 1 and o.token_ids[0] == eos for o in outs) > 60
+    held, eos = _eos_heavy_server(model_dir, 4)
+    outs = asyncio.run(lengths(held))
+    assert all(len(o.token_ids) >= 4 for o in outs)
+    assert all(eos not in o.token_ids[:3] for o in outs)
+    with torch.no_grad():
+        p = torch.log_softmax(held.model(input_ids=torch.tensor([ids])).logits[0, -1].double(), -1)
+    for o in outs[:20]:
+        assert o.log_probs[0] == pytest.approx(float(p[o.token_ids[0]]), abs=1e-4)
+
+
+def test_probe_rows_follow_the_weight_syncs(model_dir, tmp_path, monkeypatch):
+    """``TEA_CPU_PROBE``: after each weight sync the server appends the named tokens' probabilities
+    after each fixed context, tagged with its instance and the training step; they change with the
+    weights."""
+    import json
+
+    tok = tiny.build_tokenizer()
+    spec = {"out": str(tmp_path / "probe.jsonl"), "tokens": {"eos": tok.eos_token_id, "the": tok.convert_tokens_to_ids("the")},
+            "contexts": [{"label": "a", "ids": _prompts()[0]}, {"label": "b", "ids": _prompts()[1]}]}
+    (tmp_path / "probe.json").write_text(json.dumps(spec))
+    monkeypatch.setenv("TEA_CPU_PROBE", str(tmp_path / "probe.json"))
+    server = _server(model_dir)
+    state = {k: v.clone() for k, v in server.model.state_dict().items()}
+    server.load_weights(state, global_steps=0)
+    state["lm_head.weight"][tok.eos_token_id] += 1.0
+    server.load_weights(state, global_steps=1)
+    rows = [json.loads(x) for x in open(tmp_path / "probe.jsonl")]
+    assert [r["global_steps"] for r in rows] == [0, 1] and rows[0]["server"] == rows[1]["server"]
+    assert [c["label"] for c in rows[0]["contexts"]] == ["a", "b"]
+    with torch.no_grad():
+        p = torch.softmax(server.model(input_ids=torch.tensor([_prompts()[1]])).logits[0, -1].double(), -1)
+    assert rows[1]["contexts"][1]["eos"] == pytest.approx(float(p[tok.eos_token_id]), rel=1e-9)
+    assert rows[1]["contexts"][0]["eos"] > rows[0]["contexts"][0]["eos"]
+    (tmp_path / "bad.json").write_text(json.dumps({"out": "x"}))
+    monkeypatch.setenv("TEA_CPU_PROBE", str(tmp_path / "bad.json"))
+    with pytest.raises(ValueError, match="missing"):
+        _server(model_dir)

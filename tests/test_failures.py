@@ -148,3 +148,29 @@ def test_diagnose_reports_the_failure_atom_and_names_the_key():
     redrawn = np.where(np.array(sel) == -4.0, _valid(rng, len(sel)), sel)  # the failures' answers valid instead
     clean = diagnose(Samples(["ds"] * len(uid), uid, redrawn, [None] * len(uid)), 8, 64, draws=4000, n_boot=20)
     assert clean.failure_value is None and "failure atom" not in format_diagnosis(clean)
+
+
+def test_diagnose_names_a_penalty_too_rare_for_the_atom_test():
+    """A fixed penalty on 0.4 % of the samples: too few for the atom test (1 % of the pooled samples),
+    so a training batch of 128 prompts x 8 would hold about 4 of them; diagnose names the value and the key. The same
+    scores without the penalty, or with the lowest value held once, give no such line."""
+    import verl  # noqa: F401
+
+    from tea_verl.metrics.diagnose import diagnose, format_diagnosis, rare_penalty
+    from tea_verl.metrics.samples import Samples
+
+    rng = np.random.default_rng(8)
+    uid = [f"p{p}" for p in range(40) for _ in range(32)]
+    sel = _valid(rng, len(uid))
+    sel[rng.choice(len(sel), size=5, replace=False)] = -4.0
+    d = diagnose(Samples(["ds"] * len(uid), uid, sel, [None] * len(uid)), 8, 64, draws=4000, n_boot=20)
+    assert d.failure_value is None and d.rare_penalty == -4.0
+    text = format_diagnosis(d)
+    assert "too rare to be detected" in text and "algorithm.tea.failure_reward=-4" in text and "holds about 4.0 of them, under the 11" in text, text
+    assert rare_penalty(_valid(rng, 1000)) is None
+    once = _valid(rng, 1000)
+    once[0] = -4.0
+    assert rare_penalty(once) is None  # one sample at the bottom is not a penalty value
+    near = _valid(rng, 1000)
+    near[:3] = np.sort(near)[0]  # the lowest value repeated, but not far below the rest
+    assert rare_penalty(np.round(near, 1)) is None

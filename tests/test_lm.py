@@ -23,24 +23,27 @@ def _answer(mode_word: str, digits) -> str:
 
 
 def test_reward_reads_the_generated_words():
+    """A valid answer scores its mode's law with fresh luck (not a function of the text: the same
+    words score differently); anything else scores the failure value exactly."""
     a = _answer("safe", [3, 1, 4, 1, 5, 9])
     b = _answer("maybe", [3, 1, 4, 1, 5, 9])
-    z = lm.luck("three one four one five nine")
-    assert lm.spread_reward(solution_str=a) == pytest.approx(0.0 + 0.5 * z)
-    assert lm.spread_reward(solution_str=b) == pytest.approx(-0.8 + 1.0 * z)
+    n = 4000
+    for text, (mu, sd) in ((a, lm.MODES["A"]), (b, lm.MODES["B"]), (" " + b + " ", lm.MODES["B"])):
+        x = np.array([lm.spread_reward(solution_str=text) for _ in range(n)])
+        assert abs(x.mean() - mu) < 4 * sd / math.sqrt(n), (text, x.mean())
+        assert abs(x.std() - sd) < 4 * sd * math.sqrt(0.5 / n), (text, x.std())
+        assert len(np.unique(x)) == n  # the same words, fresh luck every time
     assert lm.mode_of(a) == "A" and lm.mode_of(b) == "B"
-    # the same words score the same: a deterministic function of the tokens, no hidden label
-    assert lm.spread_reward(solution_str=" " + b + " ") == lm.spread_reward(solution_str=b)
     for bad in ("", "safe", "safe one two", "maybe one two three four five six seven", "yes one two three four five six",
                 "safe one two three four five code"):
         assert lm.spread_reward(solution_str=bad) == lm.INVALID_REWARD
         assert lm.mode_of(bad) is None
 
 
-def test_luck_is_standard_normal_over_distinct_strings():
+def test_luck_is_standard_normal():
     from scipy import stats
 
-    z = np.array([lm.luck(_answer("safe", f"{i:06d}")[5:]) for i in range(20000)])
+    z = np.array([lm.luck() for _ in range(20000)])
     assert abs(z.mean()) < 4 / math.sqrt(z.size)
     assert abs(z.std() - 1) < 4 * math.sqrt(0.5 / z.size)
     assert stats.kstest(z, "norm").pvalue > 1e-3
@@ -50,18 +53,37 @@ def test_pure_best_of_matches_monte_carlo_on_the_reward_itself():
     rng = np.random.default_rng(11)
     reps = 600
     for mode, word in (("A", "safe"), ("B", "maybe")):
-        for n in (1, 8, 64):
+        for n in (1, 16, 128):
             best = np.array([max(lm.spread_reward(solution_str=_answer(word, rng.integers(10, size=6))) for _ in range(n)) for _ in range(reps)])
             se = best.std(ddof=1) / math.sqrt(reps)
             assert abs(best.mean() - lm.pure_best_of(mode, n)) < 4 * se, (mode, n, best.mean(), lm.pure_best_of(mode, n), se)
 
 
+def test_best_of_modes_matches_monte_carlo_on_the_reward_itself():
+    """The exact best-of-n of a mode mix (invalid answers included) against the maximum of n
+    rewards of answers drawn with those shares; a pure mode gives pure_best_of."""
+    rng = np.random.default_rng(12)
+    answers = (_answer("safe", [1] * 6), _answer("maybe", [2] * 6), "safe one")
+    shares = np.array([[0.3, 0.6, 0.1], [0.0, 0.05, 0.95], [0.7, 0.0, 0.3]])
+    reps = 800
+    for n in (1, 16, 128):
+        exact = lm.best_of_modes(shares, n)
+        for p, value in zip(shares, exact):
+            best = np.array([max(lm.spread_reward(solution_str=answers[k]) for k in rng.choice(3, size=n, p=p)) for _ in range(reps)])
+            se = best.std(ddof=1) / math.sqrt(reps)
+            assert abs(best.mean() - value) < 4 * se + 0.005, (p, n, best.mean(), value, se)
+    pure = lm.best_of_modes(np.eye(3)[:2], 128)
+    assert pure == pytest.approx([lm.pure_best_of("A", 128), lm.pure_best_of("B", 128)], abs=2e-3)
+
+
 def test_the_trade_off_is_real():
-    a = {n: lm.pure_best_of("A", n) for n in (1, 8, 64)}
-    b = {n: lm.pure_best_of("B", n) for n in (1, 8, 64)}
-    assert a[1] > b[1] and a[8] > b[8]  # the mean and best-of-m prefer the safe mode
-    assert b[64] > a[64] + 0.3  # best-of-64 prefers the spread mode
-    assert b[64] == pytest.approx(1.544, abs=2e-3) and a[64] == pytest.approx(1.172, abs=2e-3)
+    """At the paper's budget, the mean and best-of-m (m = 16) prefer the safe mode and best-of-128
+    the spread one: only an estimator that extrapolates past m finds it."""
+    a = {n: lm.pure_best_of("A", n) for n in (1, 8, 16, 64, 128)}
+    b = {n: lm.pure_best_of("B", n) for n in (1, 8, 16, 64, 128)}
+    assert a[1] > b[1] and a[8] > b[8] and a[16] > b[16]
+    assert b[64] > a[64] and b[128] > a[128] + 0.25
+    assert b[128] == pytest.approx(1.595, abs=2e-3) and a[128] == pytest.approx(1.297, abs=2e-3)
 
 
 def test_warm_start_samples_both_modes_in_the_task_form(tmp_path):
@@ -81,17 +103,18 @@ def test_warm_start_samples_both_modes_in_the_task_form(tmp_path):
     modes = [lm.mode_of(t) for t in texts]
     assert sum(m is not None for m in modes) >= 56, texts
     assert modes.count("A") >= 10 and modes.count("B") >= 10
-    assert len(set(texts)) == len(texts)  # the digit strings are distinct: the exact values apply
+    assert len(set(texts)) == len(texts)  # the warm start samples varied digit strings
     assert os.path.exists(tmp_path / "train.parquet") and os.path.exists(tmp_path / "val.parquet")
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--N", "8"], "--N 8 is not above --m 8"),
+        (["--N", "8"], "--N 8 is not above --m 16"),
         (["--estimators", "grpo,ppo"], "unknown ['ppo']"),
         (["--estimators", "grpo,grpo"], "lists one twice"),
-        (["--val-n", "32"], "--val-n 32 is below --N 64"),
+        (["--val-n", "32"], "--val-n 32 is below --N 128"),
+        (["--max-response-length", "6"], "below the answer's 7 words"),
         (["--estimators", "tea", "--m", "4", "--N", "32"], "rollout.n >= 5"),
         (["--seeds", "0"], "--seeds must be >= 1"),
         (["--reward-fn", "no_such_file.py:score"], "does not exist"),
@@ -100,7 +123,7 @@ def test_warm_start_samples_both_modes_in_the_task_form(tmp_path):
         (["--override", "actor_rollout_ref.rollout.n=4"], "sets actor_rollout_ref.rollout.n itself"),
         (["--override", "algorithm.tea.alhpa=0.4"], "no such key"),
         (["--estimators", "grpo,prefix_tea", "--override", "algorithm.tea.alpha=0.6"], "alpha must be a number in (0, 0.5)"),
-        (["--estimators", "tea", "--override", "algorithm.tea.alpha=0.1"], "use rollout.n >= 11, or alpha >= 0.25"),
+        (["--estimators", "tea", "--m", "8", "--N", "64", "--override", "algorithm.tea.alpha=0.1"], "use rollout.n >= 11, or alpha >= 0.25"),
     ],
 )
 def test_bad_input_is_one_clear_error_before_any_work(argv, message, tmp_path, capsys):
@@ -116,7 +139,7 @@ def test_the_oracle_run_is_bon_on_n_rollouts_and_passes_preflight(tmp_path):
     rollouts."""
     from tea_verl.integrations.verl.preflight import check
 
-    s = lm.settings(lm.parser("lm").parse_args(["--estimators", "grpo,bon,oracle", "--seeds", "1"]))
+    s = lm.settings(lm.parser("lm").parse_args(["--estimators", "grpo,bon,oracle", "--seeds", "1", "--m", "8", "--N", "64"]))
     runs = lm.compose_runs(s, str(tmp_path), ("pkg://tea_verl.experiments.lm", "spread_reward"), str(tmp_path / "ray"))
     cfg = {r["estimator"]: r["cfg"] for r in runs}
     assert s["estimators"] == ["grpo", "bon_m", "oracle"]
@@ -155,11 +178,15 @@ def test_demo_lm_help_lists_the_experiment_options():
 
 
 REWARD = """
-from tea_verl.experiments.lm import spread_reward
+from tea_verl.experiments.lm import mode_of
 
 def shifted(data_source=None, solution_str="", ground_truth=None, extra_info=None, **kwargs):
-    return 2.0 * spread_reward(solution_str=solution_str) + 1.0
+    return {"A": 1.0, "B": 2.0}.get(mode_of(solution_str), -1.0) + 0.01 * len(solution_str)
 """
+
+
+def _shifted(text: str) -> float:
+    return {"A": 1.0, "B": 2.0}.get(lm.mode_of(text), -1.0) + 0.01 * len(text)
 
 
 def test_two_estimators_train_through_verls_trainer_in_one_ray_session(tmp_path, capsys):
@@ -169,7 +196,7 @@ def test_two_estimators_train_through_verls_trainer_in_one_ray_session(tmp_path,
     fn = tmp_path / "my_reward.py"
     fn.write_text(REWARD)
     out = tmp_path / "out"
-    rc = lm.main(["--estimators", "grpo,tea_gev", "--seeds", "1", "--steps", "2", "--val-every", "2",
+    rc = lm.main(["--estimators", "grpo,tea_gev", "--seeds", "1", "--steps", "2", "--val-every", "2", "--m", "8", "--N", "64",
                   "--reward-fn", f"{fn}:shifted", "--out", str(out)])
     text = capsys.readouterr().out
     assert rc == 0, open(out / "lm.log").read()[-3000:]
@@ -189,7 +216,7 @@ def test_two_estimators_train_through_verls_trainer_in_one_ray_session(tmp_path,
         # the validation scores are the user's function of the generated words
         rows = [json.loads(x) for x in open(out / "val" / name / "2.jsonl")]
         for row in rows[:50]:
-            assert row["score"] == pytest.approx(2.0 * lm.spread_reward(solution_str=row["output"]) + 1.0, abs=1e-5)
+            assert row["score"] == pytest.approx(_shifted(row["output"]), abs=1e-5)
     # one seed, one warm start: the two runs sample the same answers before training (the hf_cpu
     # rollout's per-request streams), so their step-0 validations agree exactly
     step0 = [sorted((r["input"], r["output"]) for r in map(json.loads, open(out / "val" / name / "0.jsonl")))
@@ -198,6 +225,15 @@ def test_two_estimators_train_through_verls_trainer_in_one_ray_session(tmp_path,
     # (the rows come in another order, so the sums may differ in the last bit)
     assert res["runs"]["grpo_s0"]["val"]["0"]["best"] == pytest.approx(res["runs"]["tea_gev_s0"]["val"]["0"]["best"], abs=1e-12)
     assert os.path.getsize(out / "lm.png") > 10_000
-    assert "TEA-GEV" in text and "GRPO (mean reward)" in text and "tea_gev - grpo at best-of-64" in text
+    assert "TEA-GEV" in text and "GRPO (mean reward)" in text and "tea_gev - grpo, paired over 1 seed(s): best-of-64" in text
+    # the probe: one row per weight sync per run, the training steps in order, probabilities in [0, 1]
+    for name, run in res["runs"].items():
+        steps = [row["step"] for row in run["probe"]]
+        assert steps[-2:] == [1, 2] and steps == sorted(steps), steps
+        for row in run["probe"]:
+            assert 0 <= row["end_after6"] <= 1 and 0 <= row["end_after7"] <= 1 and 0 < row["start_safe"] + row["start_maybe"] <= 1
+    assert res["runs"]["grpo_s0"]["probe"][0] == res["runs"]["tea_gev_s0"]["probe"][0]  # one warm start: the same first row
+    assert "probe on fixed contexts" in text
+    assert "(modes)" not in text  # a user reward: the task's mode laws do not apply
     assert "pure mode" not in text
     assert " distinct " in text  # the per-run table shows how many answers were distinct

@@ -46,6 +46,22 @@ from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 _MAX_BATCH = 256  # requests merged into one batched decode
 
 
+def _read_probe(path: str | None) -> dict | None:
+    """The probe spec of ``TEA_CPU_PROBE``: a JSON file ``{"out": jsonl path, "tokens": {name: id},
+    "contexts": [{"label": str, "ids": [token ids]}]}``; after each weight sync the server appends
+    one row with the probability of each named token after each context. None without the variable."""
+    if not path:
+        return None
+    import json
+
+    with open(path) as f:
+        spec = json.load(f)
+    missing = [k for k in ("out", "tokens", "contexts") if k not in spec]
+    if missing:
+        raise ValueError(f"TEA_CPU_PROBE {path}: missing {missing}; expected out, tokens and contexts")
+    return spec
+
+
 def server_name(replica_rank: int, suffix: str = "") -> str:
     return f"tea_hf_cpu_server_{replica_rank}{suffix}"
 
@@ -70,10 +86,14 @@ class HFRolloutServer:
         eos = tok.eos_token_id if eos is None else eos
         self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else []))
         self.seed = int(getattr(config, "seed", 0) or 0) + 1000 * replica_rank
+        engine = (getattr(config, "engine_kwargs", None) or {}).get("hf_cpu") or {}
+        self.min_tokens = int(engine.get("min_tokens", 0) or 0)  # rollout.engine_kwargs.hf_cpu.min_tokens
         self._draws: dict[tuple[int, ...], int] = {}  # identical requests so far under these weights
         self.global_steps = None
         self.weight_version = 0
         self._weight_log = os.environ.get("TEA_CPU_WEIGHT_LOG")
+        self._probe = _read_probe(os.environ.get("TEA_CPU_PROBE"))
+        self._instance = os.urandom(6).hex()  # tells this server's probe rows from another run's
         self._initial = None
         self._lock = threading.Lock()  # one forward at a time (generation and weight loading)
         self._pending: list[tuple[tuple, list[int], int, asyncio.Future]] = []  # (sampling key, prompt ids, stream seed, result)
@@ -92,7 +112,8 @@ class HFRolloutServer:
         top_p = float(sp.get("top_p", 1.0) if sp.get("top_p") is not None else 1.0)
         top_k = int(sp.get("top_k", -1) if sp.get("top_k") is not None else -1)
         want_logprobs = bool(sp.get("logprobs", False))
-        key = (temperature, top_p, top_k, max_tokens)
+        min_tokens = min(int(sp.get("min_tokens") or self.min_tokens), max_tokens)
+        key = (temperature, top_p, top_k, max_tokens, min_tokens)
         prompt = [int(t) for t in prompt_ids]
         fut = asyncio.get_running_loop().create_future()
         self._pending.append((key, prompt, self._stream_seed(prompt), fut))
@@ -143,7 +164,7 @@ class HFRolloutServer:
 
     @torch.no_grad()
     def _generate_batch(self, key, prompts: list[list[int]], seeds: list[int]):
-        temperature, top_p, top_k, max_tokens = key
+        temperature, top_p, top_k, max_tokens, min_tokens = key
         with self._lock:
             width = max(len(p) for p in prompts)
             input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
@@ -155,7 +176,7 @@ class HFRolloutServer:
             uniforms = torch.stack([torch.rand(max_tokens, dtype=torch.float64, generator=torch.Generator().manual_seed(s))
                                     for s in seeds])
             tokens, logps, done = _sample(self.model, input_ids, attn, max_tokens, temperature, top_p, top_k,
-                                          self.eos_ids, uniforms)
+                                          self.eos_ids, uniforms, min_tokens)
         out = []
         for i in range(len(prompts)):
             n = int(done[i]) if done[i] >= 0 else max_tokens
@@ -180,7 +201,26 @@ class HFRolloutServer:
             self.global_steps = global_steps
         if self._weight_log:
             self._log_weights(before, global_steps)
+        if self._probe:
+            self._log_probe(global_steps)
         return len(state_dict)
+
+    def _log_probe(self, global_steps) -> None:
+        """Append the policy's next-token probabilities on fixed contexts after this sync
+        (``TEA_CPU_PROBE``, see :func:`_read_probe`): how one token's probability moves per step."""
+        import json
+
+        probe = self._probe
+        rows = []
+        with self._lock, torch.no_grad():
+            for ctx in probe["contexts"]:
+                logits = self.model(input_ids=torch.tensor([ctx["ids"]])).logits[0, -1].double()
+                p = torch.softmax(logits, -1)
+                rows.append({"label": ctx["label"], **{name: float(p[i]) for name, i in probe["tokens"].items()}})
+        row = {"server": self._instance, "replica": self.replica_rank, "seed": self.seed, "weight_version": self.weight_version,
+               "global_steps": global_steps, "contexts": rows}
+        with open(probe["out"], "a") as f:
+            f.write(json.dumps(row) + "\n")
 
     def _log_weights(self, before, global_steps) -> None:
         """Append how far this sync moved the weights (``TEA_CPU_WEIGHT_LOG``; read by ``tea-verl smoke``)."""
@@ -230,14 +270,15 @@ class HFRolloutServer:
         return None
 
 
-def _sample(model, input_ids, attn, max_tokens, temperature, top_p, top_k, eos_ids, uniforms):
+def _sample(model, input_ids, attn, max_tokens, temperature, top_p, top_k, eos_ids, uniforms, min_tokens=0):
     """Autoregressive sampling with a KV cache; row i's token t is drawn by inverse CDF with the
     uniform ``uniforms[i, t]`` (B, max_tokens), so a row's tokens do not depend on the other rows.
 
     Returns ``tokens`` (B, T), ``logps`` (B, T) the log-probability of each sampled token under
     ``softmax(logits / temperature)`` (the distribution verl's actor recomputes; greedy decoding
     reports the untempered log-probability), and ``done`` (B,) the generated length including
-    the stop token, -1 for sequences cut at ``max_tokens``.
+    the stop token, -1 for sequences cut at ``max_tokens``. As vLLM's ``min_tokens``, no stop token
+    is sampled before token ``min_tokens`` (the reported log-probabilities stay the policy's).
     """
     bsz = input_ids.shape[0]
     position_ids = (attn.cumsum(-1) - 1).clamp(min=0)
@@ -251,10 +292,15 @@ def _sample(model, input_ids, attn, max_tokens, temperature, top_p, top_k, eos_i
         out = model(input_ids=cur_ids, attention_mask=cur_attn, position_ids=cur_pos, past_key_values=past, use_cache=True)
         past = out.past_key_values
         logits = out.logits[:, -1, :].float()
+        if eos is not None and t < min_tokens:
+            pick = logits.clone()
+            pick[:, eos] = float("-inf")
+        else:
+            pick = logits
         if temperature > 0:
             scaled = logits / temperature
             logp_all = torch.log_softmax(scaled, dim=-1)
-            filt = scaled.clone()
+            filt = pick / temperature
             if top_k is not None and top_k > 0:
                 kth = torch.topk(filt, min(top_k, filt.shape[-1]), dim=-1).values[:, -1:]
                 filt[filt < kth] = float("-inf")
@@ -269,7 +315,7 @@ def _sample(model, input_ids, attn, max_tokens, temperature, top_p, top_k, eos_i
             nxt = nxt.clamp_max(cdf.shape[-1] - 1)
         else:
             logp_all = torch.log_softmax(logits, dim=-1)
-            nxt = logits.argmax(-1)
+            nxt = pick.argmax(-1)
         active = done < 0
         nxt = torch.where(active, nxt, torch.zeros_like(nxt))
         tokens[:, t] = nxt

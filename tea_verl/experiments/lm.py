@@ -11,17 +11,31 @@ exact best-of-k metrics. All runs share one Ray session (its start-up is paid on
 function) reads the generated text:
 
 * ``safe`` and six digit words (mode A) scores ``0.0 + 0.5 z``; ``maybe`` and six digit words
-  (mode B) scores ``-0.8 + 1.0 z``; anything else (another first word, fewer or more words, a
-  word that is not a digit word) scores ``-2``;
-* ``z`` is the standard normal quantile of a hash of the six digit words: a deterministic
-  function of the generated tokens that the policy cannot learn in a few steps (each of the 10^6
-  digit strings has its own value), so it acts as the luck of the draw.
+  (mode B) scores ``-1.0 + 1.0 z``; anything else (another first word, fewer or more words, a word
+  that is not a digit word) scores ``-4``, a failure far below the rest (mode B's rewards fall
+  below it with probability 0.001);
+* ``z`` is a fresh standard normal draw for every scored answer: the luck of the draw, which no
+  policy can learn. (It used to be a hash of the six digit words. Policies then narrowed to a few
+  digit strings and learnt lucky ones, 24-40 % distinct answers on some seeds, which lifted their
+  best-of-N by memorising and not by choosing a mode: an artefact of the task, removed.)
+* every answer has seven tokens (``--max-response-length``, default 7; the tokenizer is
+  word-level): the sampler neither ends an answer before its seventh token (the CPU rollout's
+  ``engine_kwargs.hf_cpu.min_tokens``, as vLLM's ``min_tokens``) nor continues it after. The
+  end-of-sequence token is the one token no reward anchors: the run's probe (:func:`probe_spec`)
+  shows its probability after the sixth and the seventh word drifting under every method, and
+  with an end the policy chooses, that drift made every answer too long (or too short) within a
+  few updates, under GRPO as under the tail estimators (docs/results.md). ``--max-response-length
+  10`` runs the earlier task, where a valid answer must end after its seventh word.
 
-The laws are the mismatch bandit's modes A and B (``tea-verl demo``). With distinct digit strings
-(10^6 equally likely ones at the warm start), the exact best-of-n of a pure mode is
-``mu + sd c_n``, ``c_n`` the expected maximum of n standard normals: mode A is better at best-of-1
-(0 against -0.8) and best-of-8 (0.712 against 0.624), mode B at best-of-64 (1.544 against 1.172).
-GRPO's mean reward prefers A; best-of-64 prefers B. :func:`pure_best_of` gives the values.
+The exact best-of-n of a pure mode is ``mu + sd c_n``, ``c_n`` the expected maximum of n standard
+normals. Mode A is better up to n = 26: at best-of-1 (0 against -1.0), best-of-8 (0.712 against
+0.424) and best-of-16 (0.883 against 0.766); mode B from n = 27: best-of-64 (1.344 against 1.172)
+and best-of-128 (1.595 against 1.297). GRPO's mean reward and best-of-16 training prefer A;
+best-of-128 prefers B, so at the paper's budget (m = 16, N = 128) only an estimator that
+extrapolates past m finds B. :func:`pure_best_of` gives the values. Because the luck is fresh, a
+policy's exact best-of-N is a function of its mode shares alone (:func:`best_of_modes`); the
+experiment reports it beside the best-of-N of the validation samples: the same quantity without
+the luck's sampling noise.
 
 **The policy.** A config-built Llama (hidden 64, 2 layers) over :mod:`tea_verl.launch.tiny`'s word-level
 tokenizer, warm-started by a short supervised phase (:func:`warm_start`) on answers of the right
@@ -31,7 +45,6 @@ form with either mode word at random, so that both modes are sampled at the star
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -40,22 +53,22 @@ import shutil
 import sys
 import tempfile
 import time
-from statistics import NormalDist
 
 import numpy as np
 
-from tea_verl.estimators.table import COMPARISON, GAUSSIAN, GEV, LABELS, METHODS, comparison_method
+from tea_verl.estimators.table import COMPARISON, GAUSSIAN, LABELS, METHODS, comparison_method
 from tea_verl.launch.common import LaunchError, exit_status, read_jsonl
 
 MODULE = "tea_verl.experiments.lm"  # the reward function's pkg:// and the child process (not __name__: "__main__" under -m)
 MODE_WORDS = {"safe": "A", "maybe": "B"}
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 FREE_LEN = 6
-MODES = {"A": (0.0, 0.5), "B": (-0.8, 1.0)}  # (mean, sd) of the reward of each mode
-INVALID_REWARD = -2.0
+MODES = {"A": (0.0, 0.5), "B": (-1.0, 1.0)}  # (mean, sd) of the reward of each mode
+INVALID_REWARD = -4.0
 DATA_SOURCE = "tea_lm"
 ESTIMATORS = COMPARISON  # the estimator table's comparison methods; "bon" is taken for bon_m (bon at N = m)
-DEFAULT_ESTIMATORS = ("grpo", *GEV)
+DEFAULT_ESTIMATORS = ("grpo", "prefix_tea", "prefix_tea_gev")
+QUICK_ESTIMATOR = "prefix_tea_gev"  # the README's choice at m = 8 that did not collapse here (docs/results.md)
 _QUESTIONS = ("please explain", "tell me about", "write about", "what is", "help me with", "why is", "list", "who is")
 _TOPICS = ("code", "math", "a story", "a poem", "the answer")
 
@@ -67,10 +80,12 @@ class LMError(LaunchError):
 # ----------------------------------------------------------------------------------------------
 # The task
 # ----------------------------------------------------------------------------------------------
-def luck(text: str) -> float:
-    """A standard normal value that is a deterministic function of ``text`` (its BLAKE2b hash)."""
-    h = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
-    return NormalDist().inv_cdf((h + 0.5) / 2.0**64)
+_LUCK = np.random.default_rng()  # per process, from the OS: the luck is no function of the answer
+
+
+def luck() -> float:
+    """A fresh standard normal draw (the luck of one scored answer)."""
+    return float(_LUCK.standard_normal())
 
 
 def mode_of(text: str) -> str | None:
@@ -88,15 +103,27 @@ def spread_reward(data_source=None, solution_str: str = "", ground_truth=None, e
     if mode is None or len(words) != 1 + FREE_LEN or not all(w in DIGIT_WORDS for w in words[1:]):
         return INVALID_REWARD
     mu, sd = MODES[mode]
-    return float(mu + sd * luck(" ".join(words[1:])))
+    return float(mu + sd * luck())
 
 
 def pure_best_of(mode: str, n: int) -> float:
-    """Exact best-of-n of always answering in ``mode`` (distinct digit strings)."""
+    """Exact best-of-n of always answering in ``mode``."""
     from tea_verl.estimators.gaussian import normal_max_mean
 
     mu, sd = MODES[mode]
     return float(mu + sd * normal_max_mean(int(n)))
+
+
+def best_of_modes(shares: np.ndarray, n: int) -> np.ndarray:
+    """Exact best-of-n of policies answering mode A, mode B and invalid with ``shares`` (P, 3) ->
+    (P,): the expected maximum of n rewards of the task (the invalid atom at -2 as a normal of
+    sd 0.005, which moves the value by less than 0.005)."""
+    from tea_verl.experiments.bandit import best_of_mixture
+
+    shares = np.asarray(shares, dtype=float)
+    mu = np.broadcast_to([MODES["A"][0], MODES["B"][0], INVALID_REWARD], shares.shape)
+    sd = np.broadcast_to([MODES["A"][1], MODES["B"][1], 0.005], shares.shape)
+    return best_of_mixture(shares, np.ascontiguousarray(mu), np.ascontiguousarray(sd), int(n))
 
 
 def prompts() -> tuple[list[str], list[str]]:
@@ -179,6 +206,51 @@ def build_assets(path: str, seed: int) -> dict:
     return info
 
 
+PROBE_DIGITS = "three one four one five nine"
+
+
+def probe_spec(tok, train_prompts: list[str], out: str) -> dict:
+    """The fixed contexts the rollout server probes after every weight sync (``TEA_CPU_PROBE``,
+    :mod:`tea_verl.cpu.rollout`): for the first four training prompts and each mode word, the answer's
+    start (the probability of each mode word), its sixth word (the probability of ending there: a
+    too-short answer) and its seventh (of ending where a valid answer ends). Rows go to ``out``."""
+    contexts = []
+    for p in train_prompts[:4]:
+        start, _ = _encode(tok, p, "")
+        contexts.append({"label": "start", "ids": start[:-1]})  # without the eos _encode appends
+        for word in MODE_WORDS:
+            for label, n_digits in (("after6", FREE_LEN - 1), ("after7", FREE_LEN)):
+                ids, _ = _encode(tok, p, " ".join([word, *PROBE_DIGITS.split()[:n_digits]]))
+                contexts.append({"label": label, "ids": ids[:-1]})
+    tokens = {"eos": tok.eos_token_id, **{w: tok.convert_tokens_to_ids(w) for w in MODE_WORDS}}
+    return {"out": out, "tokens": tokens, "contexts": contexts}
+
+
+def read_probe(path: str, names: list[str]) -> dict[str, list[dict]]:
+    """The probe's rows, one list per run: each rollout server (a run) tags its rows, and the runs
+    start in ``names``' order. Per row: the training step of the weights, the mean probability of
+    ending after the sixth and the seventh word, and of each mode word at the start."""
+    if not os.path.exists(path):
+        return {}
+    servers: dict[str, list[dict]] = {}
+    for row in read_jsonl(path):
+        servers.setdefault(row["server"], []).append(row)
+    if len(servers) != len(names):  # a run that failed early: no reliable pairing
+        return {}
+    res = {}
+    for name, rows in zip(names, servers.values()):
+        out = []
+        for row in rows:
+            by = {}
+            for c in row["contexts"]:
+                by.setdefault(c["label"], []).append(c)
+            out.append({"step": row["global_steps"], "end_after6": float(np.mean([c["eos"] for c in by["after6"]])),
+                        "end_after7": float(np.mean([c["eos"] for c in by["after7"]])),
+                        **{f"start_{w}": float(np.mean([c[w] for c in by["start"]])) for w in MODE_WORDS}})
+        res[name] = out
+    return res
+
+
 # ----------------------------------------------------------------------------------------------
 # The experiment
 # ----------------------------------------------------------------------------------------------
@@ -190,18 +262,21 @@ def parser(prog: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--estimators", default=None, help=f"comma-separated, from {','.join(ESTIMATORS)} (default {','.join(DEFAULT_ESTIMATORS)})")
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..S-1 (default 3; 1 with --quick)")
-    p.add_argument("--m", type=int, default=8, help="rollouts per prompt in training (default 8)")
-    p.add_argument("--N", type=int, default=64, help="deployment best-of-N (default 64)")
-    p.add_argument("--steps", type=int, default=None, help="training steps per run (default 20; 10 with --quick)")
+    p.add_argument("--m", type=int, default=None, help="rollouts per prompt in training (default 16, the paper's; 8 with --quick)")
+    p.add_argument("--N", type=int, default=None, help="deployment best-of-N (default 128, the paper's; 64 with --quick)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per run (default 15; 10 with --quick)")
     p.add_argument("--val-every", type=int, default=5, help="validate every k steps, and before training (default 5)")
     p.add_argument("--val-n", type=int, default=None, help="validation samples per prompt (default N; at least N)")
     p.add_argument("--batch", type=int, default=16, help="prompts per training batch (default 16)")
     p.add_argument("--lr", type=float, default=2e-3, help="actor learning rate (default 2e-3)")
+    p.add_argument("--max-response-length", type=int, default=1 + FREE_LEN,
+                   help=f"response cap in tokens (default {1 + FREE_LEN}: an answer's seven words, no end token needed; "
+                   "10 runs the earlier task, where a valid answer must end after its seventh word)")
     p.add_argument("--reward-fn", default=None, help="path.py:function, a verl custom reward function (default: the task's own, tea_verl.experiments.lm.spread_reward)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="a Hydra override of tea_trainer applied to every run, e.g. algorithm.tea.alpha=0.4 "
                    "(repeatable; keys the experiment sets per run are refused: use its flags)")
-    p.add_argument("--quick", action="store_true", help="1 seed, grpo and tea_gev, 10 steps (under 5 minutes)")
+    p.add_argument("--quick", action="store_true", help=f"1 seed, grpo and {QUICK_ESTIMATOR}, m = 8, N = 64, 10 steps (under 5 minutes)")
     p.add_argument("--out", default="lm_out", help="output directory (default lm_out/)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds before the experiment is stopped (default 3600)")
     return p
@@ -221,7 +296,9 @@ def settings(args) -> dict:
     """The experiment's settings from parsed arguments, checked; bad input is an LMError."""
     from tea_verl.estimators.gaussian import DEFAULT_ALPHA, tail_error
 
-    ests = args.estimators.split(",") if args.estimators else (["grpo", "tea_gev"] if args.quick else list(DEFAULT_ESTIMATORS))
+    ests = args.estimators.split(",") if args.estimators else (["grpo", QUICK_ESTIMATOR] if args.quick else list(DEFAULT_ESTIMATORS))
+    m = args.m if args.m is not None else (8 if args.quick else 16)
+    N = args.N if args.N is not None else (64 if args.quick else 128)
     ests = [e.strip() for e in ests if e.strip()]
     bad = [e for e in ests if e not in ESTIMATORS and e != "bon"]
     if bad or not ests:
@@ -230,15 +307,17 @@ def settings(args) -> dict:
     if len(set(ests)) != len(ests):
         raise LMError(f"--estimators lists one twice: {','.join(ests)}")
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
-    steps = args.steps if args.steps is not None else (10 if args.quick else 20)
-    val_n = args.val_n if args.val_n is not None else args.N
-    for name, v, lo in (("--seeds", seeds, 1), ("--steps", steps, 1), ("--val-every", args.val_every, 1), ("--m", args.m, 2), ("--batch", args.batch, 2)):
+    steps = args.steps if args.steps is not None else (10 if args.quick else 15)
+    val_n = args.val_n if args.val_n is not None else N
+    for name, v, lo in (("--seeds", seeds, 1), ("--steps", steps, 1), ("--val-every", args.val_every, 1), ("--m", m, 2), ("--batch", args.batch, 2)):
         if v < lo:
             raise LMError(f"{name} must be >= {lo}, got {v}")
-    if args.N <= args.m:
-        raise LMError(f"--N {args.N} is not above --m {args.m}: best-of-N training from m rollouts needs N > m (use bon when N <= m)")
-    if val_n < args.N:
-        raise LMError(f"--val-n {val_n} is below --N {args.N}: validation needs at least N samples per prompt for the exact best-of-N")
+    if N <= m:
+        raise LMError(f"--N {N} is not above --m {m}: best-of-N training from m rollouts needs N > m (use bon when N <= m)")
+    if val_n < N:
+        raise LMError(f"--val-n {val_n} is below --N {N}: validation needs at least N samples per prompt for the exact best-of-N")
+    if args.max_response_length < 1 + FREE_LEN:
+        raise LMError(f"--max-response-length {args.max_response_length} is below the answer's {1 + FREE_LEN} words: no answer could be valid")
     if args.batch % 2:
         raise LMError(f"--batch must be even (two PPO mini-batches per step), got {args.batch}")
     if not (args.lr > 0 and math.isfinite(args.lr)):
@@ -255,11 +334,12 @@ def settings(args) -> dict:
             except ValueError:
                 raise LMError(f"--override {o!r}: algorithm.tea.alpha must be a number in (0, 0.5)") from None
     for e in ests:
-        err = tail_error(e, alpha, args.m) if e in GAUSSIAN and 0.0 < alpha < 0.5 else None
+        err = tail_error(e, alpha, m) if e in GAUSSIAN and 0.0 < alpha < 0.5 else None
         if err:
             raise LMError(err)
-    return {"estimators": ests, "seeds": seeds, "steps": steps, "val_n": val_n, "m": args.m, "N": args.N,
-            "val_every": args.val_every, "batch": args.batch, "lr": args.lr, "overrides": overrides}
+    return {"estimators": ests, "seeds": seeds, "steps": steps, "val_n": val_n, "m": m, "N": N,
+            "val_every": args.val_every, "batch": args.batch, "lr": args.lr, "overrides": overrides,
+            "max_response_length": args.max_response_length}
 
 
 def run_name(est: str, seed: int) -> str:
@@ -289,7 +369,9 @@ def run_overrides(est: str, seed: int, s: dict, out: str, assets: str, reward: t
         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": s["batch"] * rollouts // 2,
         "data.seed": seed,
         "data.max_prompt_length": 32,
-        "data.max_response_length": FREE_LEN + 4,
+        "data.max_response_length": s.get("max_response_length", 1 + FREE_LEN),
+        # fixed-length answers: the sampler cannot end one before its seventh token (as vLLM's min_tokens)
+        "actor_rollout_ref.rollout.engine_kwargs.hf_cpu.min_tokens": 1 + FREE_LEN if s.get("max_response_length", 1 + FREE_LEN) == 1 + FREE_LEN else 0,
         "trainer.test_freq": s["val_every"],
         "trainer.val_before_train": True,
         "trainer.project_name": "metrics",
@@ -376,9 +458,10 @@ def _val_files(out: str, name: str) -> list[tuple[int, str]]:
     return sorted(steps)
 
 
-def read_validation(path: str) -> dict:
+def read_validation(path: str, ks: tuple[int, ...] = ()) -> dict:
     """From one verl validation dump: the exact best-of-k curve (k = 1..n, averaged over prompts)
-    and the fraction of samples in each mode."""
+    and the fraction of samples in each mode; with ``ks`` (the task's own reward only), also the
+    exact best-of-k of each prompt's mode shares (:func:`best_of_modes`), averaged over prompts."""
     from tea_verl.metrics.curves import summarize_curves
     from tea_verl.metrics.samples import read_jsonl_rows, samples_from_rows
 
@@ -394,29 +477,39 @@ def read_validation(path: str) -> dict:
         modes[mode_of(text)] += 1
     n = max(len(outputs), 1)
     distinct = len({text.strip() for text in outputs}) / n
-    return {"best": curve.best_mean.tolist(), "prompts": curve.num_prompts, "p_A": modes["A"] / n,
-            "p_B": modes["B"] / n, "p_other": modes[None] / n, "distinct": distinct}
+    res = {"best": curve.best_mean.tolist(), "prompts": curve.num_prompts, "p_A": modes["A"] / n,
+           "p_B": modes["B"] / n, "p_other": modes[None] / n, "distinct": distinct}
+    if ks:
+        shares: dict[str, np.ndarray] = {}
+        for uid, text in zip(samples.uid, outputs):
+            shares.setdefault(uid, np.zeros(3))[{"A": 0, "B": 1, None: 2}[mode_of(text)]] += 1
+        table = np.array([v / v.sum() for v in shares.values()])
+        res["best_modes"] = {str(k): float(best_of_modes(table, k).mean()) for k in ks}
+    return res
 
 
 # verl's step metrics kept per run
 TRAIN_KEYS = ("critic/score/mean", "critic/advantages/mean", "critic/advantages/max", "critic/advantages/min",
-              "tea/credit_mean", "tea/credit_std", "tea/xi", "actor/pg_clipfrac", "actor/grad_norm",
-              "actor/entropy", "timing_s/step")
+              "tea/credit_mean", "tea/credit_std", "tea/xi", "tea/failure_share", "actor/pg_clipfrac", "actor/grad_norm",
+              "actor/entropy", "actor/ppo_kl", "response_length/mean", "timing_s/step")
 
 
-def collect(out: str, runs: list[dict]) -> dict:
-    """Per run: validation curves and mode fractions per validation step, and verl's per-step
-    advantage statistics; read from the run's dumps and metrics file."""
+def collect(out: str, runs: list[dict], ks: tuple[int, ...] = ()) -> dict:
+    """Per run: validation curves and mode fractions per validation step (with ``ks``, the best-of-k
+    of the mode shares too), verl's per-step advantage statistics, and the probe's per-step
+    probabilities; read from the run's dumps, metrics file and the probe's rows."""
     res = {}
+    probes = read_probe(os.path.join(out, "probe.jsonl"), [r["name"] for r in runs])
     for r in runs:
         name = r["name"]
-        vals = {step: read_validation(p) for step, p in _val_files(out, name)}
+        vals = {step: read_validation(p, ks) for step, p in _val_files(out, name)}
         if not vals:
             raise LMError(f"run {name} left no validation dumps in {os.path.join(out, 'val', name)}; see {os.path.join(out, 'lm.log')}")
         metrics_path = os.path.join(out, "metrics", "metrics", f"{name}.jsonl")
         steps = [{"step": row["step"], **{k: row["data"][k] for k in TRAIN_KEYS if k in row["data"]}}
                  for row in read_jsonl(metrics_path)]  # verl's file logger; no file: no steps
-        res[name] = {"estimator": r["estimator"], "seed": r["seed"], "val": {str(k): v for k, v in vals.items()}, "train": steps}
+        res[name] = {"estimator": r["estimator"], "seed": r["seed"], "val": {str(k): v for k, v in vals.items()}, "train": steps,
+                     "probe": probes.get(name, [])}
     return res
 
 
@@ -430,7 +523,9 @@ def _mean_se(xs: list[float]) -> tuple[float, float]:
 
 
 def summarize(res: dict, s: dict) -> dict:
-    """Final best-of-1/m/N and P(mode B) per estimator: mean and s.e. over seeds."""
+    """Final best-of-1/m/N (of the validation samples, and of the mode shares when the runs have
+    it), P(mode B) and P(invalid) per estimator: mean and s.e. over seeds, the worst run's
+    P(invalid), and, against GRPO, the paired differences over the seeds both ran."""
     out = {}
     ks = (1, s["m"], s["N"])
     for est in s["estimators"]:
@@ -438,13 +533,32 @@ def summarize(res: dict, s: dict) -> dict:
         rows = {}
         for k in ks:
             rows[f"best@{k}"] = _mean_se([_final(v)["best"][k - 1] for v in finals])
+            if all("best_modes" in _final(v) for v in finals):
+                rows[f"modes@{k}"] = _mean_se([_final(v)["best_modes"][str(k)] for v in finals])
         rows["p_B"] = _mean_se([_final(v)["p_B"] for v in finals])
         rows["p_other"] = _mean_se([_final(v)["p_other"] for v in finals])
+        rows["worst_p_other"] = float(max(_final(v)["p_other"] for v in finals))
         start = [v["val"][min(v["val"], key=int)] for v in finals]
         rows["start"] = {f"best@{k}": float(np.mean([x["best"][k - 1] for x in start])) for k in ks}
+        if all("best_modes" in x for x in start):
+            rows["start"].update({f"modes@{k}": float(np.mean([x["best_modes"][str(k)] for x in start])) for k in ks})
         rows["start"]["p_B"] = float(np.mean([x["p_B"] for x in start]))
         rows["start"]["p_other"] = float(np.mean([x["p_other"] for x in start]))
         out[est] = rows
+    if "grpo" in out:
+        base = {v["seed"]: v for v in res.values() if v["estimator"] == "grpo"}
+        for est in s["estimators"]:
+            if est == "grpo":
+                continue
+            pairs = [(v, base[v["seed"]]) for v in res.values() if v["estimator"] == est and v["seed"] in base]
+            d = {"seeds": len(pairs),
+                 f"best@{s['N']}": _mean_se([_final(x)["best"][s["N"] - 1] - _final(g)["best"][s["N"] - 1] for x, g in pairs]),
+                 "grpo_best@1": _mean_se([_final(g)["best"][0] - _final(x)["best"][0] for x, g in pairs])}
+            if all("best_modes" in _final(x) and "best_modes" in _final(g) for x, g in pairs):
+                key = str(s["N"])
+                d[f"modes@{s['N']}"] = _mean_se([_final(x)["best_modes"][key] - _final(g)["best_modes"][key] for x, g in pairs])
+                d["grpo_modes@1"] = _mean_se([_final(g)["best_modes"]["1"] - _final(x)["best_modes"]["1"] for x, g in pairs])
+            out[est]["paired"] = d
     return out
 
 
@@ -453,29 +567,44 @@ def _fmt_ms(ms: tuple[float, float], sign: str = "+") -> str:
     return f"{m_:{sign}.3f} ± {se:.3f}" if math.isfinite(se) else f"{m_:{sign}.3f}"
 
 
+def _z(ms: tuple[float, float]) -> str:
+    m_, se = ms
+    return f" ({m_ / se:+.1f} s.e.)" if math.isfinite(se) and se > 0 else ""
+
+
 def format_table(summary: dict, s: dict, default_reward: bool) -> str:
+    """The final table; then, per estimator, its paired differences with GRPO (same warm start,
+    data and rollout seed): mean ± s.e. of the per-seed differences."""
     m, n = s["m"], s["N"]
-    lines = [f"{'method':<28} {'best-of-1':>15} {f'best-of-{m}':>15} {f'best-of-{n}':>15} {'P(mode B)':>15} {'P(invalid)':>15}"]
+    modes = all(f"modes@{n}" in r for r in summary.values())
+    cols = ["best-of-1", f"best-of-{m}", f"best-of-{n}"] + ([f"best-of-{n} (modes)"] if modes else []) + ["P(mode B)", "P(invalid)", "worst P(inv.)"]
+    lines = [f"{'method':<28} " + " ".join(f"{c:>19}" for c in cols)]
     first = next(iter(summary.values()))["start"]
-    lines.append(f"{'warm start (step 0)':<28} {first['best@1']:>+15.3f} {first[f'best@{m}']:>+15.3f} {first[f'best@{n}']:>+15.3f} "
-                 f"{first['p_B']:>15.3f} {first['p_other']:>15.3f}")
+    cells = [f"{first['best@1']:+.3f}", f"{first[f'best@{m}']:+.3f}", f"{first[f'best@{n}']:+.3f}"]
+    cells += [f"{first[f'modes@{n}']:+.3f}"] if modes and f"modes@{n}" in first else ([""] if modes else [])
+    cells += [f"{first['p_B']:.3f}", f"{first['p_other']:.3f}", ""]
+    lines.append(f"{'warm start (step 0)':<28} " + " ".join(f"{c:>19}" for c in cells))
     for est, r in summary.items():
-        lines.append(f"{LABELS[est]:<28} {_fmt_ms(r['best@1']):>15} {_fmt_ms(r[f'best@{m}']):>15} {_fmt_ms(r[f'best@{n}']):>15} "
-                     f"{_fmt_ms(r['p_B'], ''):>15} {_fmt_ms(r['p_other'], ''):>15}")
+        cells = [_fmt_ms(r["best@1"]), _fmt_ms(r[f"best@{m}"]), _fmt_ms(r[f"best@{n}"])]
+        cells += [_fmt_ms(r[f"modes@{n}"])] if modes else []
+        cells += [_fmt_ms(r["p_B"], ""), _fmt_ms(r["p_other"], ""), f"{r['worst_p_other']:.3f}"]
+        lines.append(f"{LABELS[est]:<28} " + " ".join(f"{c:>19}" for c in cells))
     if default_reward:
         for mode in "AB":
-            lines.append(f"{'pure mode ' + mode + ' (exact)':<28} {pure_best_of(mode, 1):>+15.3f} {pure_best_of(mode, m):>+15.3f} "
-                         f"{pure_best_of(mode, n):>+15.3f} {float(mode == 'B'):>15.3f} {0.0:>15.3f}")
-    if "grpo" in summary:
-        g = summary["grpo"]
-        for est, r in summary.items():
-            if est == "grpo":
-                continue
-            d = r[f"best@{n}"][0] - g[f"best@{n}"][0]
-            se = math.hypot(r[f"best@{n}"][1], g[f"best@{n}"][1])
-            d1 = g["best@1"][0] - r["best@1"][0]
-            z = f", {d / se:+.1f} s.e." if math.isfinite(se) and se > 0 else ""
-            lines.append(f"{est} - grpo at best-of-{n}: {d:+.3f}{z}; grpo - {est} at best-of-1: {d1:+.3f}")
+            cells = [f"{pure_best_of(mode, k):+.3f}" for k in (1, m, n)] + ([f"{pure_best_of(mode, n):+.3f}"] if modes else [])
+            cells += [f"{float(mode == 'B'):.3f}", f"{0.0:.3f}", ""]
+            lines.append(f"{'pure mode ' + mode + ' (exact)':<28} " + " ".join(f"{c:>19}" for c in cells))
+    for est, r in summary.items():
+        d = r.get("paired")
+        if not d:
+            continue
+        line = f"{est} - grpo, paired over {d['seeds']} seed(s): best-of-{n} {_fmt_ms(d[f'best@{n}'])}{_z(d[f'best@{n}'])}"
+        if f"modes@{n}" in d:
+            line += f", of the mode shares {_fmt_ms(d[f'modes@{n}'])}{_z(d[f'modes@{n}'])}"
+        line += f"; grpo - {est} at best-of-1 {_fmt_ms(d['grpo_best@1'])}"
+        if "grpo_modes@1" in d:
+            line += f" (mode shares {_fmt_ms(d['grpo_modes@1'])})"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -506,6 +635,32 @@ def format_trajectory(res: dict, s: dict) -> str:
     return "\n".join(lines)
 
 
+def format_probe(res: dict, s: dict) -> str:
+    """Per estimator, mean over seeds, at every other few training steps: the probability of ending
+    after the seventh word (where a valid answer ends; 1 at the warm start) and after the sixth (a
+    too-short answer), and of starting in mode B, on the probe's fixed contexts. Empty without
+    probe rows."""
+    runs = [v for v in res.values() if v.get("probe")]
+    if not runs:
+        return ""
+    steps = sorted({row["step"] for v in runs for row in v["probe"] if row["step"] is not None})
+    stride = max(1, math.ceil(len(steps) / 8))
+    shown = steps[::stride] + ([steps[-1]] if (len(steps) - 1) % stride else [])
+    lines = ["probe on fixed contexts, P(end after word 7) / P(end after word 6) / P(start maybe), at step",
+             f"{'':<28} " + " ".join(f"{t:>16}" for t in shown)]
+    for est in s["estimators"]:
+        rows = [row for v in runs if v["estimator"] == est for row in v["probe"]]
+        if not rows:
+            continue
+        cells = []
+        for t in shown:
+            at = [row for row in rows if row["step"] == t]
+            cells.append(f"{np.mean([r['end_after7'] for r in at]):.2f}/{np.mean([r['end_after6'] for r in at]):.2f}/"
+                         f"{np.mean([r['start_maybe'] for r in at]):.2f}" if at else "-")
+        lines.append(f"{LABELS[est]:<28} " + " ".join(f"{c:>16}" for c in cells))
+    return "\n".join(lines)
+
+
 def format_runs(res: dict, s: dict) -> str:
     """One line per run: its final validation (with the share of distinct answers: a policy that
     repeats a few lucky strings lifts best-of-N above what a pure mode's fresh luck gives), and the
@@ -514,8 +669,8 @@ def format_runs(res: dict, s: dict) -> str:
     lines = [f"{'run':<20} {f'best-of-{n}':>11} {'P(mode B)':>10} {'P(invalid)':>11} {'distinct':>9} {'max tea/xi':>11} {'max grad norm':>14}"]
     for name, v in sorted(res.items(), key=lambda kv: (s["estimators"].index(kv[1]["estimator"]), kv[1]["seed"])):
         f = _final(v)
-        xi = [t["tea/xi"] for t in v["train"] if "tea/xi" in t]
-        grad = [t["actor/grad_norm"] for t in v["train"] if "actor/grad_norm" in t]
+        xi = [t["tea/xi"] for t in v["train"] if t.get("tea/xi") is not None]
+        grad = [t["actor/grad_norm"] for t in v["train"] if t.get("actor/grad_norm") is not None]
         lines.append(f"{name:<20} {f['best'][n - 1]:>+11.3f} {f['p_B']:>10.2f} {f['p_other']:>11.2f} {f.get('distinct', float('nan')):>9.2f} "
                      f"{(f'{max(xi):+.2f}' if xi else '-'):>11} {(f'{max(grad):.1f}' if grad else '-'):>14}")
     return "\n".join(lines)
@@ -608,7 +763,15 @@ def run(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") ->
         plan_path = os.path.join(out, "plan.json")
         with open(plan_path, "w") as f:
             json.dump({"settings": s, "runs": [{k: r[k] for k in ("name", "estimator", "seed", "overrides")} for r in runs]}, f, indent=1)
-        env = cpu_env(VERL_FILE_LOGGER_PATH=None, VERL_FILE_LOGGER_ROOT=os.path.join(out, "metrics"))
+        from transformers import AutoTokenizer
+
+        probe_path = os.path.join(out, "probe.json")
+        if os.path.exists(os.path.join(out, "probe.jsonl")):
+            os.remove(os.path.join(out, "probe.jsonl"))
+        with open(probe_path, "w") as f:
+            tok = AutoTokenizer.from_pretrained(os.path.join(out, "assets", "seed0", "model"))
+            json.dump(probe_spec(tok, prompts()[0], os.path.join(out, "probe.jsonl")), f)
+        env = cpu_env(VERL_FILE_LOGGER_PATH=None, VERL_FILE_LOGGER_ROOT=os.path.join(out, "metrics"), TEA_CPU_PROBE=probe_path)
         log_path = os.path.join(out, "lm.log")
         print(f"[lm] starting Ray once for all runs (about a minute on 2 cores); full log: {log_path}", flush=True)
         state = {"run": ""}
@@ -635,7 +798,7 @@ def run(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") ->
             from tea_verl.launch.common import last_error
 
             raise LMError(f"the runs failed (exit {rc}) during {state['run'] or 'start-up'}: {last_error(log_path)}  Full log: {log_path}")
-        res = collect(out, runs)
+        res = collect(out, runs, (1, s["m"], s["N"]) if default_reward else ())
         summary = summarize(res, s)
         table = format_table(summary, s, default_reward)
         png = os.path.join(out, "lm.png")
@@ -653,11 +816,15 @@ def run(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") ->
         print()
         print(format_trajectory(res, s))
         print()
+        probe = format_probe(res, s)
+        if probe:
+            print(probe)
+            print()
         print(format_runs(res, s))
         print(f"\nplot: {png}   data: {os.path.join(out, 'lm.json')}")
         if s["seeds"] == 1:
-            print("one seed: no standard errors. Over 3 seeds (README, 'A language model, through verl's own trainer') "
-                  "the GEV estimators ended with only invalid answers in 4 of 6 runs.")
+            print("one seed: no standard errors; the paired comparison over 3 seeds is `python -m benchmarks.lm` "
+                  "(docs/results.md, 'A language model, through verl's own trainer').")
         print(f"total {time.time() - started:.0f} s")
         return 0
     finally:

@@ -88,6 +88,8 @@ class Diagnosis:
     shape_at_bound: str | None = None  # "lower" / "upper" when the fitted xi sits at its search bound
     failure_value: float | None = None  # the failure atom at the bottom of all samples, as training detects it
     failure_share: float = 0.0  # its share of the samples
+    rare_penalty: float | None = None  # no atom, but the lowest score is held exactly by >= 2 samples, far below the rest
+    rare_penalty_share: float = 0.0
     candidates: list[Candidate] = field(default_factory=list)
     reference: Candidate | None = None
     recommendation: Candidate | None = None
@@ -115,11 +117,54 @@ class Diagnosis:
             "top_tie_rate": self.top_tie_rate, "batch_prompts": self.batch_prompts,
             "group_tie_rate": self.group_tie_rate, "fallback_groups_per_batch": self.fallback_groups_per_batch,
             "discrete_batch_rate": self.discrete_batch_rate, "failure_value": self.failure_value,
-            "failure_share": self.failure_share, "shape_at_bound": self.shape_at_bound, "xi": self.xi, "xi_ci95": self.xi_ci, "shape_sign": self.shape_sign,
+            "failure_share": self.failure_share, "rare_penalty": self.rare_penalty, "rare_penalty_share": self.rare_penalty_share,
+            "shape_at_bound": self.shape_at_bound, "xi": self.xi, "xi_ci95": self.xi_ci, "shape_sign": self.shape_sign,
             "law_r2": self.law_r2, "extrapolation_check": self.extrapolation,
             "reference_bon_at_m": cand(self.reference), "candidates": [cand(c) for c in self.candidates],
             "recommendation": cand(self.recommendation), "reasons": self.reasons,
         }
+
+
+def rare_penalty(scores: np.ndarray) -> float | None:
+    """The lowest score when it looks like a fixed penalty too rare for the failure-atom test: held
+    exactly by at least two samples and below the next score by more than the scores' interquartile
+    range. None otherwise."""
+    x = np.asarray(scores, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size < 4:
+        return None
+    low = x.min()
+    rest = x[x > low]
+    if (x == low).sum() < 2 or rest.size == 0:
+        return None
+    q1, q3 = np.percentile(x, [25, 75])
+    return float(low) if rest.min() - low > q3 - q1 > 0 else None
+
+
+def _failure_advice(d: "Diagnosis") -> list[str]:
+    """The failure-penalty lines of the report: the atom (or a penalty too rare to be one), how many
+    a training batch holds against the atom test's minimum, and what to set."""
+    from tea_verl.estimators.failures import ATOM_MIN_COUNT, ATOM_MIN_SHARE
+
+    batch = d.batch_prompts * d.m
+    need = max(ATOM_MIN_COUNT, math.ceil(ATOM_MIN_SHARE * batch))
+    if d.failure_value is not None:
+        value, share = d.failure_value, d.failure_share
+        head = (f"  failure atom: {share:.1%} of the samples score exactly {value:g}, the lowest score. The tail estimators take "
+                "such answers as failures (their penalty's size no longer counts and their credit at most the mean of the "
+                "valid answers that are not best; metric tea/failure_share).")
+    elif d.rare_penalty is not None:
+        value, share = d.rare_penalty, d.rare_penalty_share
+        head = (f"  a penalty too rare to be detected: {share:.2%} of the samples score exactly {value:g}, far below every other "
+                "score (the failure-atom test needs more of them).")
+    else:
+        return []
+    per_batch = share * batch
+    rare = (f" A training batch of {d.batch_prompts} prompts x m = {d.m} holds about {per_batch:.1f} of them, under the "
+            f"{need} the atom test needs, so without the key training sees them as ordinary low rewards and a tail "
+            "estimator's credit can rank them above valid answers." if per_batch < need else "")
+    return [head + rare + f" Name the penalty: algorithm.tea.failure_reward={value:g}. On a language model, watch "
+            "tea/failure_share, the share of invalid answers and response_length/mean (docs/results.md, \"A language model\")."]
 
 
 def _standardise(samples: Samples, prompts: dict, min_samples: int):
@@ -217,6 +262,10 @@ def diagnose(
     )
     if atom is not None:
         d.failure_value, d.failure_share = atom, float(np.mean(samples.selection <= atom))
+    else:
+        d.rare_penalty = rare_penalty(samples.selection)
+        if d.rare_penalty is not None:
+            d.rare_penalty_share = float(np.mean(samples.selection == d.rare_penalty))
     if all(r.size >= m for r in raw):
         d.group_tie_rate, d.fallback_groups_per_batch, d.discrete_batch_rate = group_size_ties(raw, m, N, batch_prompts, seed=seed)
     else:
@@ -365,11 +414,7 @@ def format_diagnosis(d: Diagnosis) -> str:
         L.append(f"  at the training group size m = {d.m}: top two tie in {d.group_tie_rate:.1%} of groups; per batch of "
                  f"{d.batch_prompts} prompts {d.fallback_groups_per_batch:.2f} fallback groups (bon at N = m), "
                  f"{d.discrete_batch_rate:.1%} of batches declared discrete")
-    if d.failure_value is not None:
-        L.append(f"  failure atom: {d.failure_share:.1%} of the samples score exactly {d.failure_value:g}, the lowest score. "
-                 "The tail estimators take such answers as failures (their penalty's size no longer counts and their credit "
-                 f"at most the mean of the valid answers that are not best; metric tea/failure_share); name it with algorithm.tea.failure_reward="
-                 f"{d.failure_value:g}. On a language model, at m <= 8 prefer bon (docs/results.md, \"Limits\")")
+    L.extend(_failure_advice(d))
     if d.xi is not None:
         lo, hi = d.xi_ci
         kind = {"negative": "bounded (Weibull domain)", "zero": "Gumbel-like (exponential tail)", "positive": "heavy (Frechet domain)"}[d.shape_sign]
