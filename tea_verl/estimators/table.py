@@ -26,6 +26,7 @@ __all__ = [
     "GAUSSIAN",
     "GEV",
     "TAIL",
+    "PREFIX",
     "BASELINES",
     "COMPARISON",
     "LABELS",
@@ -88,6 +89,8 @@ GAUSSIAN = tuple(name for name in ESTIMATORS if _BY_NAME[name].family == "gaussi
 GEV = tuple(name for name in ESTIMATORS if _BY_NAME[name].family == "gev")
 TAIL = GAUSSIAN + GEV
 """The estimators that extrapolate to N > m."""
+PREFIX = tuple(name for name in TAIL if name.startswith("prefix_"))
+"""The tail estimators debiased over prefixes: prefix_tea (the paper's) and prefix_tea_gev."""
 BASELINES = tuple(row.name for row in METHODS if row.family == "verl")
 COMPARISON = tuple(row.name for row in METHODS if row.name != "bon")
 """The methods of a comparison at N > m (the demo, the benchmarks, the language-model experiment)."""

@@ -56,7 +56,7 @@ import time
 
 import numpy as np
 
-from tea_verl.estimators.table import COMPARISON, GAUSSIAN, LABELS, METHODS, comparison_method
+from tea_verl.estimators.table import COMPARISON, GAUSSIAN, LABELS, METHODS, PREFIX, comparison_method
 from tea_verl.launch.common import LaunchError, exit_status, read_jsonl
 
 MODULE = "tea_verl.experiments.lm"  # the reward function's pkg:// and the child process (not __name__: "__main__" under -m)
@@ -67,7 +67,7 @@ MODES = {"A": (0.0, 0.5), "B": (-1.0, 1.0)}  # (mean, sd) of the reward of each 
 INVALID_REWARD = -4.0
 DATA_SOURCE = "tea_lm"
 ESTIMATORS = COMPARISON  # the estimator table's comparison methods; "bon" is taken for bon_m (bon at N = m)
-DEFAULT_ESTIMATORS = ("grpo", "prefix_tea", "prefix_tea_gev")
+DEFAULT_ESTIMATORS = ("grpo",) + PREFIX  # grpo, prefix_tea (the paper's), prefix_tea_gev
 QUICK_ESTIMATOR = "prefix_tea_gev"  # the README's choice at m = 8 that did not collapse here (docs/results.md)
 _QUESTIONS = ("please explain", "tell me about", "write about", "what is", "help me with", "why is", "list", "who is")
 _TOPICS = ("code", "math", "a story", "a poem", "the answer")
