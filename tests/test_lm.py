@@ -232,8 +232,25 @@ def test_two_estimators_train_through_verls_trainer_in_one_ray_session(tmp_path,
         assert steps[-2:] == [1, 2] and steps == sorted(steps), steps
         for row in run["probe"]:
             assert 0 <= row["end_after6"] <= 1 and 0 <= row["end_after7"] <= 1 and 0 < row["start_safe"] + row["start_maybe"] <= 1
+            assert 0 <= row["start_eos"] <= 1 - row["start_safe"] - row["start_maybe"] + 1e-9
     assert res["runs"]["grpo_s0"]["probe"][0] == res["runs"]["tea_gev_s0"]["probe"][0]  # one warm start: the same first row
-    assert "probe on fixed contexts" in text
+    assert "probe on fixed contexts, P(first word a mode word) / P(end token first, masked)" in text  # fixed-length answers
     assert "(modes)" not in text  # a user reward: the task's mode laws do not apply
     assert "pure mode" not in text
     assert " distinct " in text  # the per-run table shows how many answers were distinct
+
+
+def test_the_probe_table_shows_what_the_answer_length_makes_relevant():
+    """Fixed-length answers: the first word and the masked end token; answers free to end: where
+    they end. Means over the seeds' rows at each step."""
+    rows = [{"step": 0, "end_after6": 0.1, "end_after7": 0.9, "start_eos": 0.0, "start_safe": 0.5, "start_maybe": 0.5},
+            {"step": 1, "end_after6": 0.3, "end_after7": 0.5, "start_eos": 0.6, "start_safe": 0.1, "start_maybe": 0.2}]
+    res = {"grpo_s0": {"estimator": "grpo", "seed": 0, "probe": rows},
+           "grpo_s1": {"estimator": "grpo", "seed": 1, "probe": [dict(r, start_eos=0.2 * r["step"]) for r in rows]}}
+    fixed = lm.format_probe(res, {"estimators": ["grpo"], "max_response_length": 7}).splitlines()
+    assert "P(first word a mode word) / P(end token first, masked)" in fixed[0]
+    assert fixed[-1].split()[-2:] == ["1.00/0.00/0.50", "0.30/0.40/0.20"]
+    free = lm.format_probe(res, {"estimators": ["grpo"], "max_response_length": 10}).splitlines()
+    assert "P(end after word 7) / P(end after word 6)" in free[0]
+    assert free[-1].split()[-2:] == ["0.90/0.10/0.50", "0.50/0.30/0.20"]
+    assert lm.format_probe({"x": {"estimator": "grpo", "seed": 0, "probe": []}}, {"estimators": ["grpo"]}) == ""

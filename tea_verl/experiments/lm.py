@@ -229,7 +229,8 @@ def probe_spec(tok, train_prompts: list[str], out: str) -> dict:
 def read_probe(path: str, names: list[str]) -> dict[str, list[dict]]:
     """The probe's rows, one list per run: each rollout server (a run) tags its rows, and the runs
     start in ``names``' order. Per row: the training step of the weights, the mean probability of
-    ending after the sixth and the seventh word, and of each mode word at the start."""
+    ending after the sixth and the seventh word, and of the end token and each mode word at the
+    start."""
     if not os.path.exists(path):
         return {}
     servers: dict[str, list[dict]] = {}
@@ -246,6 +247,7 @@ def read_probe(path: str, names: list[str]) -> dict[str, list[dict]]:
                 by.setdefault(c["label"], []).append(c)
             out.append({"step": row["global_steps"], "end_after6": float(np.mean([c["eos"] for c in by["after6"]])),
                         "end_after7": float(np.mean([c["eos"] for c in by["after7"]])),
+                        "start_eos": float(np.mean([c["eos"] for c in by["start"]])),
                         **{f"start_{w}": float(np.mean([c[w] for c in by["start"]])) for w in MODE_WORDS}})
         res[name] = out
     return res
@@ -268,7 +270,7 @@ def parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--val-every", type=int, default=5, help="validate every k steps, and before training (default 5)")
     p.add_argument("--val-n", type=int, default=None, help="validation samples per prompt (default N; at least N)")
     p.add_argument("--batch", type=int, default=16, help="prompts per training batch (default 16)")
-    p.add_argument("--lr", type=float, default=2e-3, help="actor learning rate (default 2e-3)")
+    p.add_argument("--lr", type=float, default=1e-3, help="actor learning rate (default 1e-3; docs/benchmarks.md says why not 2e-3)")
     p.add_argument("--max-response-length", type=int, default=1 + FREE_LEN,
                    help=f"response cap in tokens (default {1 + FREE_LEN}: an answer's seven words, no end token needed; "
                    "10 runs the earlier task, where a valid answer must end after its seventh word)")
@@ -636,27 +638,36 @@ def format_trajectory(res: dict, s: dict) -> str:
 
 
 def format_probe(res: dict, s: dict) -> str:
-    """Per estimator, mean over seeds, at every other few training steps: the probability of ending
-    after the seventh word (where a valid answer ends; 1 at the warm start) and after the sixth (a
-    too-short answer), and of starting in mode B, on the probe's fixed contexts. Empty without
-    probe rows."""
+    """Per estimator, mean over seeds, at every other few training steps, on the probe's fixed
+    contexts. Answers of fixed length (the default): the probability that the first word is a mode
+    word, of the end token first (which the sampler masks before the seventh token: mass no sampled
+    answer can correct) and of starting in mode B. Answers free to end: the probability of ending
+    after the seventh word (where a valid answer ends) and after the sixth (too short), and of
+    starting in mode B. Empty without probe rows."""
     runs = [v for v in res.values() if v.get("probe")]
     if not runs:
         return ""
+    fixed = s.get("max_response_length", 1 + FREE_LEN) == 1 + FREE_LEN
     steps = sorted({row["step"] for v in runs for row in v["probe"] if row["step"] is not None})
     stride = max(1, math.ceil(len(steps) / 8))
     shown = steps[::stride] + ([steps[-1]] if (len(steps) - 1) % stride else [])
-    lines = ["probe on fixed contexts, P(end after word 7) / P(end after word 6) / P(start maybe), at step",
-             f"{'':<28} " + " ".join(f"{t:>16}" for t in shown)]
+    what = ("P(first word a mode word) / P(end token first, masked) / P(start maybe)" if fixed
+            else "P(end after word 7) / P(end after word 6) / P(start maybe)")
+    lines = [f"probe on fixed contexts, {what}, at step", f"{'':<28} " + " ".join(f"{t:>16}" for t in shown)]
+
+    def cell(at: list[dict]) -> str:
+        if fixed:
+            first = [sum(r.get(f"start_{w}", 0.0) for w in MODE_WORDS) for r in at]
+            parts = (np.mean(first), np.mean([r.get("start_eos", float("nan")) for r in at]))
+        else:
+            parts = (np.mean([r["end_after7"] for r in at]), np.mean([r["end_after6"] for r in at]))
+        return f"{parts[0]:.2f}/{parts[1]:.2f}/{np.mean([r['start_maybe'] for r in at]):.2f}"
+
     for est in s["estimators"]:
         rows = [row for v in runs if v["estimator"] == est for row in v["probe"]]
         if not rows:
             continue
-        cells = []
-        for t in shown:
-            at = [row for row in rows if row["step"] == t]
-            cells.append(f"{np.mean([r['end_after7'] for r in at]):.2f}/{np.mean([r['end_after6'] for r in at]):.2f}/"
-                         f"{np.mean([r['start_maybe'] for r in at]):.2f}" if at else "-")
+        cells = [cell(at) if (at := [row for row in rows if row["step"] == t]) else "-" for t in shown]
         lines.append(f"{LABELS[est]:<28} " + " ".join(f"{c:>16}" for c in cells))
     return "\n".join(lines)
 
