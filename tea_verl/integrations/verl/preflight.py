@@ -20,6 +20,9 @@ Checks:
   metrics read whatever the manager.
 * verl's own ``validate_config`` (batch sizes against GPUs, micro batches, ...), which runs on CPU.
 * the data files exist (local paths; remote URIs are left to verl).
+* every vLLM/SGLang server (the rollout, the reward model) holds its weights and one sequence of
+  its ``max_model_len`` (unset: the model's ``max_position_embeddings``) within
+  ``gpu_memory_utilization`` of the GPU (:mod:`.memory`); validation's load is a note.
 """
 
 from __future__ import annotations
@@ -48,12 +51,24 @@ class PreflightError(ValueError):
 
 
 def advice(cfg) -> list[str]:
-    """Non-fatal notes on what a launch will do with the rewards it gets (printed by the dry run)."""
+    """Non-fatal notes on what a launch will do with the rewards it gets, and on validation's load
+    on the rollout's KV cache (printed by the dry run)."""
+    from tea_verl.integrations.verl.memory import check_memory
+
+    try:
+        memory_notes = check_memory(cfg)[1]
+    except ValueError:  # a bad TEA_GPU_MEMORY_GIB is check()'s problem
+        memory_notes = []
+    import importlib.util
+
+    if int(_sel(cfg, "actor_rollout_ref.model.lora_rank", 0) or 0) > 0 and importlib.util.find_spec("vllm") is None:
+        memory_notes.append("vLLM is not installed here: verl's own check of the LoRA rank against vLLM's did not run "
+                            f"(tea-verl checked it against vLLM's ranks, up to {VLLM_LORA_RANKS[-1]}); it runs at launch")
     est = str(_sel(cfg, "algorithm.adv_estimator", ""))
     if est not in TAIL:
-        return []
+        return memory_notes
     m = _sel(cfg, "actor_rollout_ref.rollout.n", 1)
-    notes = []
+    notes = list(memory_notes)
     if est in GAUSSIAN:
         from tea_verl.config import TEA_DEFAULTS
         from tea_verl.estimators.gaussian import tail_size
@@ -73,6 +88,21 @@ def advice(cfg) -> list[str]:
         f"`tea-verl diagnose <validation_data_dir> --m {m} --N {_sel(cfg, 'algorithm.tea.N')}` on a validation dump "
         "of the starting policy."
     ]
+
+
+def _lora_check_needs_vllm(cfg, exc: Exception) -> bool:
+    """verl's last check (the LoRA rank against vLLM's) imports vLLM, which a machine without it (a
+    login node, a CPU) cannot: there, with a LoRA policy on the vLLM rollout, that import's error
+    means every earlier check passed. The rank is checked here instead; :func:`advice` says so."""
+    import importlib.util
+
+    lora = int(_sel(cfg, "actor_rollout_ref.model.lora_rank", 0) or 0)
+    return (lora > 0 and str(_sel(cfg, "actor_rollout_ref.rollout.name", "")) == "vllm"
+            and importlib.util.find_spec("vllm") is None and "vllm version None" in str(exc))
+
+
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+"""The LoRA ranks vLLM serves (``vllm.config.lora.MaxLoRARanks``, as verl 0.9.1 lists them)."""
 
 
 class ComposeError(ValueError):
@@ -235,7 +265,17 @@ def check(cfg) -> list[Problem]:
         with contextlib.redirect_stdout(io.StringIO()):
             validate_config(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
     except Exception as exc:  # noqa: BLE001 - reported as a problem, with verl's message
-        problems.append(Problem("verl validate_config", f"{type(exc).__name__}: {exc}"))
+        if not _lora_check_needs_vllm(cfg, exc):
+            problems.append(Problem("verl validate_config", f"{type(exc).__name__}: {exc}"))
+    lora = int(_sel(cfg, "actor_rollout_ref.model.lora_rank", 0) or 0)
+    if lora > VLLM_LORA_RANKS[-1]:
+        problems.append(Problem("actor_rollout_ref.model.lora_rank", f"is {lora}; vLLM serves LoRA ranks up to {VLLM_LORA_RANKS[-1]}"))
+    from tea_verl.integrations.verl.memory import check_memory
+
+    try:  # will vLLM start: weights and one max_model_len sequence of KV cache per GPU
+        problems += [Problem(key, message) for key, message in check_memory(cfg)[0]]
+    except ValueError as exc:
+        problems.append(Problem("TEA_GPU_MEMORY_GIB", str(exc)))
     for key in ("data.train_files", "data.val_files"):
         for f in _files(_sel(cfg, key)):
             if "://" in f:
