@@ -234,3 +234,171 @@ def test_multi_node_passes_tokens_and_nccl_settings_without_printing_them(tmp_pa
     assert {"HF_TOKEN", "WANDB_API_KEY", "NCCL_IB_HCA", "NCCL_SOCKET_IFNAME", "VERL_USE_EXTERNAL_MODULES"} <= set(passes)
     assert "UNRELATED_VAR" not in passes
     assert "hf_secret_value" not in out.stdout + out.stderr and "wandb_secret" not in out.stdout + out.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# Slurm: recipes/slurm/tea_verl.sbatch under test shims for sbatch, srun, scontrol and hostname
+# (tests/fixtures/slurm_shims: there is no Slurm here). Every "node" is this machine: a real Ray
+# head and a real Ray worker, two `ray start` processes on loopback, and verl's real trainer on the
+# CPU backend with the smoke run's tiny model, one FSDP rank on each node.
+# ------------------------------------------------------------------------------------------------
+SHIMS = os.path.join(FIXTURES, "slurm_shims")
+SBATCH = os.path.join(ROOT, "recipes", "slurm", "tea_verl.sbatch")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _processes_under(path: str) -> list[str]:
+    import psutil
+
+    out = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            cmd = " ".join(p.info["cmdline"] or [])
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if path in cmd:
+            out.append(f"{p.info['pid']}: {cmd[:160]}")
+    return out
+
+
+def _shim_env(tmp_path, ray_tmp: str, **extra) -> dict[str, str]:
+    from tea_verl.launch.common import cpu_env
+
+    settings = dict(
+        PATH=SHIMS + os.pathsep + os.environ["PATH"],
+        PYTHON=sys.executable,
+        RAY_TMPDIR=ray_tmp,
+        RAY_PORT=str(_free_port()),
+        RAY_DASHBOARD_PORT=str(_free_port()),
+        RAY_WAIT_S="180",
+        RAY_START_ARGS="--object-store-memory=200000000",
+        SHIM_SRUN_LOG=str(tmp_path / "srun.log"),
+        TEA_GPU_MEMORY_GIB="80",
+        # Ray refuses a second node on a loopback head unless told that this is deliberate
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="1",
+    )
+    return cpu_env(**{**settings, **extra})
+
+
+def test_the_sbatch_script_runs_a_cpu_job_on_a_ray_head_and_a_worker_and_stops_them(tmp_path):
+    import tempfile
+
+    from tea_verl.launch.common import hydra_value, read_jsonl
+    from tea_verl.launch.smoke import DEFAULT_REWARD, build_assets, smoke_overrides
+
+    assets, data, out = tmp_path / "assets", tmp_path / "data", tmp_path / "outputs"
+    build_assets(str(assets))
+    data.mkdir()
+    shutil.copy(assets / "train.parquet", data / "train.parquet")
+    shutil.copy(assets / "val.parquet", data / "core250.parquet")
+    # the smoke run's CPU keys, less those the script sets itself (nodes, GPUs, data, outputs, steps,
+    # logger) and Ray's start-up keys (the driver joins the cluster the script started)
+    theirs = ("trainer.nnodes", "trainer.n_gpus_per_node", "trainer.total_training_steps", "trainer.logger",
+              "trainer.validation_data_dir", "trainer.default_local_dir", "data.train_files", "data.val_files")
+    keys = {k: v for k, v in smoke_overrides(str(tmp_path / "run"), str(assets), DEFAULT_REWARD, 1, 2, "", 4, 8).items()
+            if k not in theirs and not k.startswith("ray_kwargs.")}
+    ray_tmp = tempfile.mkdtemp(prefix="tea-slurm-")  # short: Ray's socket paths must stay under 108 bytes
+    metrics = tmp_path / "metrics.jsonl"
+    env = _shim_env(tmp_path, ray_tmp, RECIPE="ultrafeedback", METHOD="tea", DATA_DIR=str(data), OUT_DIR=str(out),
+                    TOTAL_STEPS="1", LOGGER="[console,file]", VERL_FILE_LOGGER_PATH=str(metrics),
+                    HF_TOKEN="hf_secret_value_do_not_print", NCCL_DEBUG="WARN")
+    try:
+        run = subprocess.run(["sbatch", "--nodes=2", SBATCH, *(f"++{k}={hydra_value(v)}" for k, v in keys.items())],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        log = run.stdout + run.stderr
+        assert run.returncode == 0, log[-6000:]
+        # Ray's head on the first node, a worker on the second, the driver on the head
+        steps = (tmp_path / "srun.log").read_text().splitlines()
+        assert any(s.startswith("node-a: ") and " start --head --node-ip-address=127.0.0.1 " in s for s in steps), steps
+        assert any(s.startswith("node-b: ") and " start --address=127.0.0.1:" in s for s in steps), steps
+        assert any(s.startswith("node-a: ") and " -m tea_verl.main_ppo " in s for s in steps), steps
+        assert "[slurm] Ray: 2/2 nodes up" in log
+        # the pass-through variables are named, their values never printed
+        assert "HF_TOKEN" in log and "NCCL_DEBUG" in log and "hf_secret_value_do_not_print" not in log
+        # a finished step with the best-of-N validation, written under the absolute OUT_DIR
+        rows = {int(r["step"]): r["data"] for r in read_jsonl(str(metrics))}
+        assert 1 in rows, log[-4000:]
+        assert any("/exact_best@" in k for k in rows[1]), sorted(rows[1])
+        assert rows[1]["critic/advantages/max"] > rows[1]["critic/advantages/min"]
+        assert glob.glob(str(out / "ultrafeedback_tea_m8_N64" / "validation" / "*.jsonl")), os.listdir(out)
+        assert "[slurm] Ray stopped on every node" in log
+    finally:
+        import time
+
+        deadline = time.time() + 30  # the raylets reap their workers within seconds of the SIGTERM
+        while _processes_under(ray_tmp) and time.time() < deadline:
+            time.sleep(1)
+        left = _processes_under(ray_tmp)
+        for line in left:  # never leave a stray Ray behind, even when the test fails
+            import psutil
+
+            psutil.Process(int(line.split(":")[0])).kill()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert left == [], left
+
+
+def test_a_node_whose_ray_start_fails_fails_the_job_at_once(tmp_path):
+    import tempfile
+    import time
+
+    ray_tmp = tempfile.mkdtemp(prefix="tea-slurm-")
+    # Ray's own refusal of a second node on a loopback head stands in for a node that cannot join
+    env = _shim_env(tmp_path, ray_tmp, DATA_DIR=str(tmp_path), OUT_DIR=str(tmp_path), RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_WAIT_S="600")
+    started = time.time()
+    try:
+        run = subprocess.run(["sbatch", SBATCH], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        deadline = time.time() + 30
+        while _processes_under(ray_tmp) and time.time() < deadline:
+            time.sleep(1)
+        left = _processes_under(ray_tmp)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert run.returncode != 0
+    assert "`ray start` on node-b exited before every node joined" in run.stderr, run.stderr[-3000:]
+    assert time.time() - started < 300  # not the 600 s of RAY_WAIT_S
+    assert "-m tea_verl.main_ppo" not in (tmp_path / "srun.log").read_text()  # no driver
+    assert left == [], left
+
+
+def test_the_sbatch_dry_run_of_the_papers_1b_setup_passes_preflight(tmp_path, data_files):
+    data = os.path.dirname(data_files[0].split("=", 1)[1])
+    env = _shim_env(tmp_path, str(tmp_path), DRY_RUN="1", RECIPE="hh_rlhf", PRESET="llama1b_m16", METHOD="prefix_tea",
+                    DATA_DIR=data, OUT_DIR=str(tmp_path / "out"))
+    run = subprocess.run(["bash", SBATCH], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "preflight: OK (prefix_tea, rollout.n = 16, N = 128, val_kwargs.n = 128)" in run.stdout
+    saved = OmegaConf.load(tmp_path / "out" / "hh_rlhf_prefix_tea_llama1b_m16" / "composed_config.yaml")
+    assert saved.actor_rollout_ref.model.path == "meta-llama/Llama-3.2-1B-Instruct"
+    assert not (tmp_path / "srun.log").exists()  # a dry run starts nothing
+
+
+def test_the_sbatch_script_refuses_relative_paths_and_a_missing_clone(tmp_path):
+    env = _shim_env(tmp_path, str(tmp_path), DATA_DIR="data/uf", OUT_DIR=str(tmp_path))
+    run = subprocess.run(["sbatch", SBATCH], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "DATA_DIR=data/uf is relative" in run.stderr
+    env.update(DATA_DIR=str(tmp_path), HF_HOME="hf")
+    run = subprocess.run(["sbatch", SBATCH], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "HF_HOME=hf is relative" in run.stderr
+    run = subprocess.run(["sbatch", SBATCH], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "is not a tea-verl clone" in run.stderr
+    assert not (tmp_path / "srun.log").exists()  # nothing started
+
+
+def test_the_presets_benchmark_prints_the_tables_the_recipe_readme_quotes():
+    run = subprocess.run([sys.executable, "-m", "benchmarks.presets"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "TEA_GPU_MEMORY_GIB": "80"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [line for line in run.stdout.splitlines() if line.startswith(("llama", "qwen"))]
+    assert len(rows) == 3 * len(PRESETS)  # two servers and one work row per preset
+    assert any(line.startswith("llama1b_m64") and line.endswith("128,000") for line in rows)  # 250 x 512
+    # every row of the README's tables is a row the script prints today
+    readme = open(os.path.join(ROOT, "recipes", "README.md")).read()
+    quoted = [line for line in readme.splitlines() if line.startswith(("llama", "qwen"))]
+    assert len(quoted) >= 10 and set(quoted) <= set(rows), sorted(set(quoted) - set(rows))

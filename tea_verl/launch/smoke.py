@@ -208,7 +208,9 @@ def _replaced(cfg, overrides: dict[str, object]) -> dict[str, tuple[object, obje
     return out
 
 
-def _build_assets(assets: str) -> None:
+def build_assets(assets: str) -> None:
+    """The smoke run's tiny model and tokenizer (``ASSETS/model``) and its prompts
+    (``ASSETS/train.parquet``: 4, ``ASSETS/val.parquet``: 4)."""
     from transformers.utils import logging as hf_logging
 
     from tea_verl.launch.tiny import PROMPTS, build_causal_lm, build_tokenizer, write_prompts
@@ -315,7 +317,7 @@ def _smoke(args, ray_tmp: str) -> int:
 
     from tea_verl.integrations.verl.preflight import check
 
-    _build_assets(assets)  # seconds; before the checks, which look for the data files
+    build_assets(assets)  # seconds; before the checks, which look for the data files
     problems = check(cfg)
     if problems:
         raise SmokeError("the config would fail in verl:\n" + "\n".join(f"  - {p}" for p in problems))

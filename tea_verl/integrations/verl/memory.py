@@ -14,7 +14,7 @@ model before a single request. This module does the arithmetic before any GPU is
 
 A model's shape comes from its ``config.json`` (the path itself, or the local Hugging Face cache),
 else from :data:`KNOWN_MODELS` (the presets' models), else the check is skipped with a note. The
-allowance and the vLLM behaviour it models are not verified on a GPU here (docs/cluster.md).
+allowance and the vLLM behaviour it models are not verified on a GPU (recipes/README.md lists what is not).
 Never imports verl, torch only to ask for a CUDA device's size.
 """
 
@@ -25,7 +25,7 @@ import math
 import os
 from dataclasses import dataclass
 
-__all__ = ["ModelShape", "KNOWN_MODELS", "OVERHEAD_GIB", "DEFAULT_GPU_GIB", "Server", "model_shape", "gpu_gib", "servers", "check_memory"]
+__all__ = ["ModelShape", "KNOWN_MODELS", "OVERHEAD_GIB", "DEFAULT_GPU_GIB", "Server", "footprint", "model_shape", "gpu_gib", "servers", "check_memory"]
 
 GIB = 1024**3
 OVERHEAD_GIB = 2.0
@@ -176,6 +176,12 @@ def servers(cfg) -> list[Server]:
     return out
 
 
+def footprint(s: Server, shape: ModelShape) -> tuple[float, int]:
+    """Per GPU of server ``s``: its weights in GiB and its KV cache in bytes per token."""
+    nbytes = DTYPE_BYTES.get(s.dtype.lower(), 2)
+    return shape.params(s.reward_head) * nbytes / s.tp / GIB, shape.kv_bytes_per_token(s.tp, nbytes)
+
+
 def check_memory(cfg) -> tuple[list[tuple[str, str]], list[str]]:
     """(problems as (key, message), notes) for every server of ``cfg``: a server that cannot hold
     one sequence of its ``max_model_len`` is a problem naming the key and a value that fits;
@@ -193,10 +199,8 @@ def check_memory(cfg) -> tuple[list[tuple[str, str]], list[str]]:
             notes.append(f"{s.what} ({s.model}): no config.json at the path or in the local Hugging Face cache, and not "
                          "in tea-verl's table: its start-up memory was not checked")
             continue
-        nbytes = DTYPE_BYTES.get(s.dtype.lower(), 2)
         length = int(s.max_model_len) if s.max_model_len else shape.max_position_embeddings
-        weights = shape.params(s.reward_head) * nbytes / s.tp / GIB
-        per_token = shape.kv_bytes_per_token(s.tp, nbytes)
+        weights, per_token = footprint(s, shape)
         budget = s.gpu_memory_utilization * total
         kv_room = budget - weights - OVERHEAD_GIB
         need = weights + OVERHEAD_GIB + per_token * length / GIB
