@@ -24,4 +24,9 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
 fi
 echo "[setup] installing tea-verl (editable) with verl and the test extras"
 "${pip[@]}" install -q -e ".[test]"
+# The OpenRLHF adapter's tests: OpenRLHF without its dependencies, since it pins GPU-only packages
+# (flash-attn, vLLM) and exact ray/transformers versions that verl's environment does not match;
+# DeepSpeed (which OpenRLHF imports) without its CUDA ops, and what the two import on a CPU
+echo "[setup] installing OpenRLHF 0.11.2 and DeepSpeed for the OpenRLHF adapter's tests (no dependencies)"
+DS_BUILD_OPS=0 "${pip[@]}" install -q --no-deps "openrlhf==0.11.2" "deepspeed==0.19.6" py-cpuinfo hjson ninja einops
 .venv/bin/python -c "import verl, tea_verl; from verl.trainer.ppo.core_algos import get_adv_estimator_fn as g; g('tea'); print('[setup] ok: verl', verl.__version__, '+ tea-verl', tea_verl.__version__)"

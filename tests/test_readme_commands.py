@@ -78,6 +78,9 @@ EXPECTED = {
     "for METHOD in grpo tea prefix_tea; do METHOD=$METHOD bash recipes/ultrafeedback/run_single_node.sh; done":
         ("skip", "trains on 8 GPUs"),
     "tea-verl bon-report outputs/ultrafeedback_tea_m8_N64/validation": ("skip", "reads the validation dump of the GPU run above"),
+    "tea-verl openrlhf --help": ("run", 0, "prefix_tea_gev"),
+    "tea-verl openrlhf --algo.advantage.estimator tea --tea.N 64 --rollout.n_samples_per_prompt 8 ...your usual OpenRLHF arguments...":
+        ("skip", "a template: OpenRLHF's training needs GPUs; tests/test_openrlhf.py runs the patched advantage step and a Ray actor"),
 }
 
 

@@ -1,7 +1,7 @@
 """tea-verl: best-of-N post-training for verl.
 
 The command line (``tea-verl``): argument parsing and printing; the work is done by the packages
-below it (experiments, launch, integrations.verl, metrics).
+below it (experiments, launch, integrations, metrics).
 
   demo        the mismatch bandit on CPU (the main job): every estimator against the N-rollout oracle;
               demo --lm: a tiny language model trained through verl's real trainer on the CPU
@@ -9,6 +9,7 @@ below it (experiments, launch, integrations.verl, metrics).
   bon-report  best-of-k and selected-gold curves, the scaling-law fit and its extrapolation
   smoke       a real verl launch on the CPU with a tiny model: check a config before GPU hours
   preflight   compose a trainer config and check it before any GPU work
+  openrlhf    OpenRLHF's PPO trainer with the best-of-N estimators (needs OpenRLHF installed)
   config-dir  the directory of tea_trainer.yaml (for verl's --config-path)
 """
 
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     # --lm: tea_verl.experiments.lm); forward them all, --help included
     sub.add_parser("demo", add_help=False, help="the mismatch bandit on CPU: every estimator vs the N-rollout oracle, with a plot; --lm: a tiny LM through verl's trainer")
     sub.add_parser("smoke", add_help=False, help="a real verl launch on the CPU with a tiny model, a few steps: check a config before GPU hours")
+    sub.add_parser("openrlhf", add_help=False, help="OpenRLHF's PPO trainer (train_ppo_ray) with the best-of-N estimators: --algo.advantage.estimator tea --tea.N 64 ...")
     dg = sub.add_parser(
         "diagnose",
         help="is your reward tail in the regime the estimators assume? which estimator and settings to use",
@@ -99,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         from tea_verl.launch import smoke
 
         return smoke.main(rest)
+    if args.cmd == "openrlhf":
+        from tea_verl.integrations.openrlhf import launch
+
+        return launch.main(rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     if args.cmd == "diagnose":

@@ -102,6 +102,27 @@ class CreditInfo:
         """Groups that got the exact bon credit at N = m instead of the extrapolated one."""
         return self.eligible_groups if self.discrete_batch else self.tie_groups
 
+    def metrics(self, estimator: str) -> dict[str, float]:
+        """The ``tea/*`` step metrics every framework's glue logs (docs/configuration.md lists
+        them); ``tea/xi`` and ``tea/shape_r2`` only for the GEV family, which fits a shape."""
+        out = {
+            "tea/xi": self.xi,
+            "tea/shape_r2": self.shape_r2,
+            "tea/top_tie_rate": self.top_tie_rate,
+            "tea/fallback_groups": self.fallback_groups,
+            "tea/fallback_batch": self.discrete_batch,
+            "tea/discrete_pvalue": self.discrete_pvalue,
+            "tea/singletons": self.num_singletons,
+            "tea/credit_mean": self.credit_mean,
+            "tea/credit_std": self.credit_std,
+            "tea/best_nonpositive_share": self.best_nonpositive_share,
+            "tea/best_lowest_share": self.best_lowest_share,
+            "tea/failure_share": self.failure_share,
+        }
+        if estimator not in GEV:  # no GEV shape is fitted: no metric rather than a nan every step
+            del out["tea/xi"], out["tea/shape_r2"]
+        return {k: float(v) for k, v in out.items()}
+
 
 DISCRETE_TEST_LEVEL = 0.05  # level of the one-sided binomial test that declares a batch discrete (benchmarks/ties.py)
 
@@ -130,6 +151,7 @@ def best_of_n_credit(
     *,
     norm_by_std: bool = True,
     epsilon: float = EPSILON,
+    short_bon_groups: bool = False,
 ) -> tuple[torch.Tensor, CreditInfo]:
     """Per-sample best-of-N credit for a flat batch.
 
@@ -153,6 +175,9 @@ def best_of_n_credit(
             batch mean of the group stds; ``"group"`` divides each group by its own std, as GRPO
             does, which lowers the spread valuation (the std grows with the sample's own reward;
             see docs/estimators.md, "Output scale").
+        short_bon_groups: for ``bon``, a group with fewer than N samples (2 <= m < N) gets the exact
+            best-of-m credit instead of an error. The adapters whose completions can be unscorable
+            (TRL, OpenRLHF) pass True: such a group has lost samples, not been sized wrongly.
     Returns:
         credit (B,) in the dtype of ``scores``, and diagnostics.
     """
@@ -180,7 +205,7 @@ def best_of_n_credit(
     singletons = int((sizes == 1).sum())
     distinct = sorted(set(sizes.tolist()) - {0})
     multi = [m for m in distinct if m > 1]
-    if estimator == "bon" and multi and n > min(multi):
+    if estimator == "bon" and multi and n > min(multi) and not short_bon_groups:
         small = int(((sizes < n) & (sizes > 1)).sum())
         raise ValueError(
             f"bon is exact only for N <= group size, but N={n} and {small} group(s) have fewer samples "

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from tea_verl.config import TeaConfig
-from tea_verl.estimators import ESTIMATORS, GEV, CreditInfo, best_of_n_credit
+from tea_verl.estimators import ESTIMATORS, CreditInfo, best_of_n_credit
 
 logger = logging.getLogger(__name__)
 
@@ -64,25 +64,7 @@ def step_metrics(estimator: str) -> dict[str, float]:
     or an atom at the batch bottom), whose credit is capped below the valid answers'.
     """
     info = last_info.get(estimator)
-    if info is None:
-        return {}
-    out = {
-        "tea/xi": info.xi,
-        "tea/shape_r2": info.shape_r2,
-        "tea/top_tie_rate": info.top_tie_rate,
-        "tea/fallback_groups": float(info.fallback_groups),
-        "tea/fallback_batch": float(info.discrete_batch),
-        "tea/discrete_pvalue": info.discrete_pvalue,
-        "tea/singletons": float(info.num_singletons),
-        "tea/credit_mean": info.credit_mean,
-        "tea/credit_std": info.credit_std,
-        "tea/best_nonpositive_share": info.best_nonpositive_share,
-        "tea/best_lowest_share": info.best_lowest_share,
-        "tea/failure_share": info.failure_share,
-    }
-    if estimator not in GEV:  # no GEV shape is fitted: no metric rather than a nan every step
-        del out["tea/xi"], out["tea/shape_r2"]
-    return {k: float(v) for k, v in out.items()}
+    return {} if info is None else info.metrics(estimator)
 
 
 def uid_to_group_ids(index: Any, batch_size: int, device: torch.device) -> torch.Tensor:

@@ -163,6 +163,35 @@ def _files(value) -> list[str]:
     return [str(v) for v in value]
 
 
+def trl_conflict() -> str | None:
+    """A TRL that stops verl's FSDP workers at start-up, or None. verl 0.9.1 imports TRL's PPO
+    value-head class whenever TRL is installed (``trl.experimental.ppo``, else ``trl``), and TRL 1.13
+    removed it from both."""
+    import importlib.util
+
+    if importlib.util.find_spec("trl") is None:
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("trl")
+    except PackageNotFoundError:
+        return None
+    try:  # verl's own two tries (verl/models/transformers/monkey_patch.py)
+        from trl.experimental.ppo import AutoModelForCausalLMWithValueHead  # noqa: F401
+        return None
+    except ImportError:
+        pass
+    try:
+        from trl import AutoModelForCausalLMWithValueHead  # noqa: F401,F811
+        return None
+    except ImportError:
+        pass
+    return (f"trl {found} is installed, and verl 0.9.1's FSDP workers import trl's AutoModelForCausalLMWithValueHead "
+            "whenever trl is installed; TRL removed it in 1.13, so every worker would fail at start-up. Install "
+            "trl<1.13 (pip install 'tea-verl[trl]') or uninstall trl in this environment")
+
+
 def check(cfg) -> list[Problem]:
     """Every problem in a composed trainer config (an OmegaConf DictConfig); empty when ready."""
     import verl  # noqa: F401  (plugins register their estimators and managers)
@@ -276,6 +305,9 @@ def check(cfg) -> list[Problem]:
         problems += [Problem(key, message) for key, message in check_memory(cfg)[0]]
     except ValueError as exc:
         problems.append(Problem("TEA_GPU_MEMORY_GIB", str(exc)))
+    trl_problem = trl_conflict()
+    if trl_problem:
+        problems.append(Problem("environment", trl_problem))
     for key in ("data.train_files", "data.val_files"):
         for f in _files(_sel(cfg, key)):
             if "://" in f:
