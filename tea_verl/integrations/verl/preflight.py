@@ -23,10 +23,12 @@ Checks:
 * every vLLM/SGLang server (the rollout, the reward model) holds its weights and one sequence of
   its ``max_model_len`` (unset: the model's ``max_position_embeddings``) within
   ``gpu_memory_utilization`` of the GPU (:mod:`.memory`); validation's load is a note.
+* no TRL that stops verl's FSDP workers at start-up (:func:`trl_conflict`: TRL 1.13 and later).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -163,6 +165,7 @@ def _files(value) -> list[str]:
     return [str(v) for v in value]
 
 
+@functools.lru_cache(maxsize=1)
 def trl_conflict() -> str | None:
     """A TRL that stops verl's FSDP workers at start-up, or None. verl 0.9.1 imports TRL's PPO
     value-head class whenever TRL is installed (``trl.experimental.ppo``, else ``trl``), and TRL 1.13
@@ -177,8 +180,12 @@ def trl_conflict() -> str | None:
         found = version("trl")
     except PackageNotFoundError:
         return None
+    import warnings
+
     try:  # verl's own two tries (verl/models/transformers/monkey_patch.py)
-        from trl.experimental.ppo import AutoModelForCausalLMWithValueHead  # noqa: F401
+        with warnings.catch_warnings():  # TRL warns on any import from trl.experimental
+            warnings.simplefilter("ignore")
+            from trl.experimental.ppo import AutoModelForCausalLMWithValueHead  # noqa: F401
         return None
     except ImportError:
         pass
