@@ -1,7 +1,7 @@
 """Failures: answers far below the rest (a failure atom), through verl's ``compute_advantage``.
 
-    python -m benchmarks.failures                      # every section (about 4 minutes on 2 cores)
-    python -m benchmarks.failures --sections order     # one of: order, fp, unchanged, caps
+    python -m benchmarks.failures                      # every section (about 2 minutes on 2 cores)
+    python -m benchmarks.failures --sections order     # one of: order, fp, unchanged, bandit, caps
 
 * ``order``: laws with a failure atom of probability ``p`` at a penalty (-3 to -30) under a valid law
   that mixes a normal mode and a Gumbel mode. For every tail estimator at (8, 64) and (16, 128),
@@ -13,6 +13,9 @@
   size.
 * ``unchanged``: on the same continuous laws, the share of batches whose credit differs at all with
   failure handling on and off (it is only the share of batches the atom test fires on).
+* ``bandit``: the mismatch bandit (``benchmarks.bandit``'s task, 96 prompts, lr 0.05, 1000 steps,
+  3 seeds) trained with failure handling on and off, for the GEV pair at (8, 64) and the paper's
+  pair at (16, 128): each final score, and the largest difference between the two final policies.
 * ``caps``: the tiny LM's answers as three kinds (``benchmarks.lm``'s alignment: modes A and B and
   invalid answers at exactly -2), m = 8, N = 64, for the GEV pair with failure handling off, with
   censoring only, with the cap at the least credit of a group's valid non-best answers, and as
@@ -31,7 +34,7 @@ from omegaconf import OmegaConf
 from tea_verl.estimators.failures import bottom_atom
 from tea_verl.estimators.table import TAIL
 
-SECTIONS = ("order", "fp", "unchanged", "caps")
+SECTIONS = ("order", "fp", "unchanged", "bandit", "caps")
 PENALTIES = (-3.0, -10.0, -30.0)
 BUDGETS = ((8, 64), (16, 128))
 
@@ -154,6 +157,33 @@ def section_unchanged(args) -> None:
         print(f"{name:10s} " + " ".join(cells), flush=True)
 
 
+def section_bandit(args) -> None:
+    from tea_verl.experiments import bandit
+
+    steps, seeds = 1000, 3
+    print(f"## bandit: the mismatch bandit (96 prompts, lr 0.05, {steps} steps) with failure handling on and off; final score "
+          "(0 = pure A, 1 = pure B) and the largest difference between the final policies' probabilities")
+    resolve = bandit.resolve_algorithm
+
+    def handling_off(estimator, m, n):
+        registry, rollouts, algorithm = resolve(estimator, m, n)
+        algorithm.tea.failure_reward = float("-inf")
+        return registry, rollouts, algorithm
+
+    try:
+        for est, m, n in (("tea_gev", 8, 64), ("prefix_tea_gev", 8, 64), ("tea", 16, 128), ("prefix_tea", 16, 128)):
+            for seed in range(seeds):
+                task = bandit.make_task("mismatch", 96, np.random.default_rng(seed), m, n)
+                bandit.resolve_algorithm = resolve
+                on = bandit.train(task, est, m, n, steps, 0.05, seed)
+                bandit.resolve_algorithm = handling_off
+                off = bandit.train(task, est, m, n, steps, 0.05, seed)
+                print(f"{est:15s} ({m}, {n}) seed {seed}   on {bandit.score(task, on, n):.4f}   off {bandit.score(task, off, n):.4f}"
+                      f"   max |P_on - P_off| {np.abs(on - off).max():.1e}", flush=True)
+    finally:
+        bandit.resolve_algorithm = resolve
+
+
 def least_cap(credit, padded, fail, layout):
     """The rejected cap: at the least credit of the group's valid answers that are not best."""
     import math
@@ -214,7 +244,8 @@ def main(argv=None) -> int:
     import verl  # noqa: F401  (the plugin registers the estimators)
 
     for name in sections:
-        {"order": section_order, "fp": section_fp, "unchanged": section_unchanged, "caps": section_caps}[name](args)
+        {"order": section_order, "fp": section_fp, "unchanged": section_unchanged, "bandit": section_bandit,
+         "caps": section_caps}[name](args)
         print()
     return 0
 

@@ -58,7 +58,7 @@ EXPECTED = {
         ("skip", "a template: the user's data, model and GPUs complete it (tea-verl smoke runs the same entry point on the CPU)"),
     'python -m verl.trainer.main_ppo --config-path="$(tea-verl config-dir)" --config-name=tea_trainer algorithm.adv_estimator=tea algorithm.tea.N=64 actor_rollout_ref.rollout.n=8 ...':
         ("skip", "a template: the user's data, model and GPUs complete it"),
-    "python -m benchmarks.lm": ("skip", "about 24 minutes (9 runs of verl's trainer); tests/test_lm.py runs the same experiment code with 2 estimators x 2 steps"),
+    "python -m benchmarks.lm": ("skip", "about 50 minutes (9 runs of verl's trainer at m = 16, N = 128); tests/test_lm.py runs the same experiment code with 2 estimators x 2 steps"),
     "python -m benchmarks.lm --estimators bon,tea,prefix_tea --out lm_paper": ("skip", "about 25 minutes; the same code as the line above"),
     "python -m benchmarks.lm --m 16 --estimators grpo,prefix_tea,prefix_tea_gev --out lm_m16": ("skip", "about 34 minutes; the same code as the line above"),
     "python -m benchmarks.lm --estimators grpo,tea,prefix_tea --out lm_draw2": ("skip", "about 30 minutes; the same code as the line above"),
