@@ -163,25 +163,13 @@ def section_bandit(args) -> None:
     steps, seeds = 1000, 3
     print(f"## bandit: the mismatch bandit (96 prompts, lr 0.05, {steps} steps) with failure handling on and off; final score "
           "(0 = pure A, 1 = pure B) and the largest difference between the final policies' probabilities")
-    resolve = bandit.resolve_algorithm
-
-    def handling_off(estimator, m, n):
-        registry, rollouts, algorithm = resolve(estimator, m, n)
-        algorithm.tea.failure_reward = float("-inf")
-        return registry, rollouts, algorithm
-
-    try:
-        for est, m, n in (("tea_gev", 8, 64), ("prefix_tea_gev", 8, 64), ("tea", 16, 128), ("prefix_tea", 16, 128)):
-            for seed in range(seeds):
-                task = bandit.make_task("mismatch", 96, np.random.default_rng(seed), m, n)
-                bandit.resolve_algorithm = resolve
-                on = bandit.train(task, est, m, n, steps, 0.05, seed)
-                bandit.resolve_algorithm = handling_off
-                off = bandit.train(task, est, m, n, steps, 0.05, seed)
-                print(f"{est:15s} ({m}, {n}) seed {seed}   on {bandit.score(task, on, n):.4f}   off {bandit.score(task, off, n):.4f}"
-                      f"   max |P_on - P_off| {np.abs(on - off).max():.1e}", flush=True)
-    finally:
-        bandit.resolve_algorithm = resolve
+    for est, m, n in (("tea_gev", 8, 64), ("prefix_tea_gev", 8, 64), ("tea", 16, 128), ("prefix_tea", 16, 128)):
+        for seed in range(seeds):
+            task = bandit.make_task("mismatch", 96, np.random.default_rng(seed), m, n)
+            on = bandit.train(task, est, m, n, steps, 0.05, seed)
+            off = bandit.train(task, est, m, n, steps, 0.05, seed, tea_keys={"failure_reward": float("-inf")})
+            print(f"{est:15s} ({m}, {n}) seed {seed}   on {bandit.score(task, on, n):.4f}   off {bandit.score(task, off, n):.4f}"
+                  f"   max |P_on - P_off| {np.abs(on - off).max():.1e}", flush=True)
 
 
 def least_cap(credit, padded, fail, layout):

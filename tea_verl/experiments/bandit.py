@@ -141,10 +141,14 @@ def advantages_via_verl(rewards: torch.Tensor, uids: np.ndarray, adv_estimator: 
     return data.batch["advantages"][:, 0].double()
 
 
-def train(task: Task, estimator: str, m: int, n: int, steps: int, lr: float, seed: int, checkpoints=(), on_step=None):
+def train(task: Task, estimator: str, m: int, n: int, steps: int, lr: float, seed: int, checkpoints=(), on_step=None,
+          tea_keys=None):
     """Train per-prompt softmax policies; returns the probabilities (P, K) after each checkpoint
-    step (or only the final ones when ``checkpoints`` is empty)."""
+    step (or only the final ones when ``checkpoints`` is empty). ``tea_keys``: further
+    ``algorithm.tea`` keys set on the resolved config (e.g. ``{"failure_reward": -inf}``)."""
     adv_estimator, rollouts, algorithm = resolve_algorithm(estimator, m, n)
+    for key, val in (tea_keys or {}).items():
+        algorithm.tea[key] = val
     gen = torch.Generator().manual_seed(seed)
     P, K = task.mu.shape
     logits = torch.zeros(P, K, dtype=torch.float64, requires_grad=True)
