@@ -1,7 +1,7 @@
 """Failures: answers far below the rest (a failure atom), through verl's ``compute_advantage``.
 
     python -m benchmarks.failures                      # every section (about 2 minutes on 2 cores)
-    python -m benchmarks.failures --sections order     # one of: order, fp, unchanged, bandit, caps
+    python -m benchmarks.failures --sections order     # one of: order, fp, scorers, scorer_credit, unchanged, bandit, caps
 
 * ``order``: laws with a failure atom of probability ``p`` at a penalty (-3 to -30) under a valid law
   that mixes a normal mode and a Gumbel mode. For every tail estimator at (8, 64) and (16, 128),
@@ -11,6 +11,12 @@
 * ``fp``: how often the atom test (:func:`tea_verl.estimators.failures.bottom_atom`) fires on
   continuous laws without an atom, in float32 and in bfloat16 (a reward model's output), by batch
   size.
+* ``scorers``: the same on real scorers' laws (``benchmarks.scorer_laws``: a lexicon on a real
+  model's answers, integer judge scores, reward-model scores rounded to two decimals, rule-based
+  partial credit), without a penalty and with 2 % or 5 % of the batch at a penalty below the valid
+  bulk: how often the test fires, and finds the penalty; beside the test it replaced.
+* ``scorer_credit``: on the real scorers' laws without a penalty, the share of batches (64 to 4096
+  samples) whose credit differs between the default and ``failure_reward=-inf``.
 * ``unchanged``: on the same continuous laws, the share of batches whose credit differs at all with
   failure handling on and off (it is only the share of batches the atom test fires on).
 * ``bandit``: the mismatch bandit (``benchmarks.bandit``'s task, 96 prompts, lr 0.05, 1000 steps,
@@ -34,7 +40,7 @@ from omegaconf import OmegaConf
 from tea_verl.estimators.failures import bottom_atom
 from tea_verl.estimators.table import TAIL
 
-SECTIONS = ("order", "fp", "unchanged", "bandit", "caps")
+SECTIONS = ("order", "fp", "scorers", "scorer_credit", "unchanged", "bandit", "caps")
 PENALTIES = (-3.0, -10.0, -30.0)
 BUDGETS = ((8, 64), (16, 128))
 
@@ -105,7 +111,7 @@ def lm_like(rng: np.random.Generator, n: int, invalid: float = 0.05) -> np.ndarr
     return np.where(rng.random(n) < invalid, -2.0, x)
 
 
-LAWS = {
+LAWS = {  # continuous laws, and one with point masses inside it
     "normal": lambda rng, n: rng.standard_normal(n),
     "gumbel": lambda rng, n: rng.gumbel(0.0, 1.0, n),
     "student5": lambda rng, n: rng.standard_t(5, n),
@@ -116,8 +122,20 @@ LAWS = {
 }
 
 
+SIZES = (64, 128, 512, 4096)
+
+
+def _share(draw, test, batches: int, seed: int) -> list[float]:
+    """Per batch size: the share of ``batches`` batches ``draw(rng, B)`` on which ``test`` holds."""
+    out = []
+    for b in SIZES:
+        rng = np.random.default_rng(seed)
+        out.append(sum(bool(test(draw(rng, b))) for _ in range(batches)) / batches)
+    return out
+
+
 def section_fp(args) -> None:
-    sizes = (64, 128, 512, 4096)
+    sizes = SIZES
     print(f"## fp: share of batches in which the atom test finds a failure atom, {args.fp_batches} batches per cell; "
           "the last rows have one (the tiny LM's reward, failures 5 % and 2 %): the share found")
     print(f"{'law':10s} {'dtype':9s} " + " ".join(f"{f'B = {b}':>9s}" for b in sizes))
@@ -133,12 +151,106 @@ def section_fp(args) -> None:
                 cells.append(f"{hits / args.fp_batches:9.4f}")
             print(f"{name:10s} {str(dtype).split('.')[-1]:9s} " + " ".join(cells), flush=True)
     for invalid in (0.05, 0.02):
-        cells = []
-        for b in sizes:
-            rng = np.random.default_rng(args.seed)
-            found = sum(bottom_atom(torch.from_numpy(lm_like(rng, b, invalid))) == -2.0 for _ in range(args.fp_batches))
-            cells.append(f"{found / args.fp_batches:9.4f}")
-        print(f"{f'lm {invalid:.0%}':10s} {'float64':9s} " + " ".join(cells), flush=True)
+        for dtype in (torch.float64, torch.bfloat16):  # bfloat16: the penalty inside a rounded valid tail
+            def draw(rng, b, invalid=invalid, dtype=dtype):
+                return torch.from_numpy(lm_like(rng, b, invalid)).to(dtype).double()
+            for name, atom in (("", bottom_atom), (" previous", previous_atom)):
+                if dtype == torch.float64 and name:
+                    continue
+                cells = _share(draw, lambda x, atom=atom: atom(x) == -2.0, args.fp_batches, args.seed)
+                label = f"{str(dtype).split('.')[-1]}{name}"
+                print(f"{f'lm {invalid:.0%}':10s} {label:9s} " + " ".join(f"{c:9.4f}" for c in cells), flush=True)
+    # the LM experiment's own reward (tea_verl.experiments.lm: modes A and B, invalid answers at -4):
+    # the share of batches in which this test and the previous one (previous_atom) give the same answer
+    from tea_verl.experiments import lm as task
+
+    (a_mu, a_sd), (b_mu, b_sd) = task.MODES["A"], task.MODES["B"]
+    for invalid in (0.05, 0.02):
+        def draw(rng, n, invalid=invalid):
+            x = np.where(rng.random(n) < 0.5, a_mu + a_sd * rng.standard_normal(n), b_mu + b_sd * rng.standard_normal(n))
+            return np.where(rng.random(n) < invalid, task.INVALID_REWARD, x.astype(np.float32)).astype(np.float64)
+        found = _share(draw, lambda x: bottom_atom(torch.from_numpy(x)) == task.INVALID_REWARD, args.fp_batches, args.seed)
+        same = _share(draw, lambda x: bottom_atom(torch.from_numpy(x)) == previous_atom(torch.from_numpy(x)), args.fp_batches, args.seed)
+        print(f"{f'lm task {invalid:.0%}':14s} {'found':>5s} " + " ".join(f"{c:9.4f}" for c in found), flush=True)
+        print(f"{f'lm task {invalid:.0%}':14s} {'same':>5s} " + " ".join(f"{c:9.4f}" for c in same), flush=True)
+
+
+def section_scorers(args) -> None:
+    """The real scorers' laws (benchmarks.scorer_laws): how often the atom test fires without a
+    penalty, and finds the penalty when 2 % or 5 % of the batch get it; today's test (the one
+    before the real-scorer laws, :func:`previous_atom`) beside it."""
+    from benchmarks import scorer_laws as S
+
+    print(f"## scorers: real scorers' laws, {args.fp_batches} batches per cell. Without a penalty: the share of batches in "
+          "which the atom test fires; with one (share of the batch at the law's penalty): the share in which it finds it. "
+          "'new' is the shipped test, 'previous' the one it replaced")
+    print(f"{'law':12s} {'penalty':>13s} {'test':9s} " + " ".join(f"{f'B = {b}':>9s}" for b in SIZES))
+    for law in S.LAWS:
+        for share in (0.0, 0.02, 0.05):
+            pen = S.PENALTIES[law]
+            draw = (lambda rng, b, law=law, share=share: S.with_penalty(law, rng, b, share)[0]) if share else S.LAWS[law]
+            label = f"{share:.0%} at {pen:g}" if share else "none"
+            for name, atom in (("new", bottom_atom), ("previous", previous_atom)):
+                if share:
+                    test = lambda x, atom=atom, pen=pen: atom(torch.from_numpy(x)) == pen  # noqa: E731
+                else:
+                    test = lambda x, atom=atom: atom(torch.from_numpy(x)) is not None  # noqa: E731
+                cells = _share(draw, test, args.fp_batches, args.seed)
+                print(f"{law:12s} {label:>13s} {name:9s} " + " ".join(f"{c:9.4f}" for c in cells), flush=True)
+
+
+def previous_atom(scores: torch.Tensor) -> float | None:
+    """The atom test before the real-scorer laws, kept to measure against: the lowest value that at
+    least 5 samples and 1 % of the batch hold exactly, 3 times as many as either neighbouring value,
+    with at most 15 % of the batch below it. It took ordinary repeated values of real scorers for
+    penalties (a lexicon's one-word compounds, a judge's heavy bottom step)."""
+    import math
+
+    total = scores.numel()
+    if total < 2:
+        return None
+    values, counts = torch.unique(scores, sorted=True, return_counts=True)
+    if values.numel() < 2:
+        return None
+    zero = counts.new_zeros(1)
+    neighbours = torch.maximum(torch.cat([zero, counts[:-1]]), torch.cat([counts[1:], zero]))
+    below = torch.cumsum(counts, 0) - counts
+    ok = (counts >= max(5, math.ceil(0.01 * total))) & (counts >= 3 * neighbours) & (below <= 0.15 * total)
+    ok[-1] = False  # some of the batch above it
+    hit = torch.nonzero(ok)
+    return float(values[hit[0, 0]]) if hit.numel() else None
+
+
+def section_scorer_credit(args) -> None:
+    """On the real scorers' laws without a penalty: the share of batches whose credit (through
+    verl's compute_advantage, m = 8, N = 64) differs at all between the default
+    (failure_reward unset: the atom test) and failure_reward=-inf; with the shipped test ('new') and
+    with the one it replaced ('previous')."""
+    from benchmarks import scorer_laws as S
+    from tea_verl.estimators import failures
+
+    m, n, count = 8, 64, args.batches * 10
+    print(f"## scorer_credit: real scorers' laws without a penalty, m = {m}, N = {n}, {count} batches per cell: "
+          "the share of batches whose credit differs between the default and failure_reward=-inf")
+    print(f"{'law':12s} {'test':9s} {'B':>5s} " + " ".join(f"{e:>15s}" for e in TAIL))
+    shipped = failures.bottom_atom
+    try:
+        for law, draw in S.LAWS.items():
+            for name, atom in (("new", shipped), ("previous", previous_atom)):
+                failures.bottom_atom = atom
+                for b in (64, 512, 1024, 4096):
+                    cells = []
+                    for est in TAIL:
+                        rng = np.random.default_rng(args.seed)
+                        changed = 0
+                        for _ in range(count):
+                            s = draw(rng, b)
+                            off = advantages(s, m, est, n, failure_reward=float("-inf"))
+                            changed += not np.array_equal(advantages(s, m, est, n), off)
+                        cells.append(f"{changed / count:15.3f}")
+                    print(f"{law:12s} {name:9s} {b:5d} " + " ".join(cells), flush=True)
+    finally:
+        failures.bottom_atom = shipped
 
 
 def section_unchanged(args) -> None:
@@ -232,8 +344,8 @@ def main(argv=None) -> int:
     import verl  # noqa: F401  (the plugin registers the estimators)
 
     for name in sections:
-        {"order": section_order, "fp": section_fp, "unchanged": section_unchanged, "bandit": section_bandit,
-         "caps": section_caps}[name](args)
+        {"order": section_order, "fp": section_fp, "scorers": section_scorers, "scorer_credit": section_scorer_credit,
+         "unchanged": section_unchanged, "bandit": section_bandit, "caps": section_caps}[name](args)
         print()
     return 0
 

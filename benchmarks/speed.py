@@ -29,13 +29,16 @@ import torch
 from omegaconf import OmegaConf
 
 
-def make_batch(prompts: int, m: int, length: int, seed: int = 0, uids: str = "uuid"):
+def make_batch(prompts: int, m: int, length: int, seed: int = 0, uids: str = "uuid", failures: float = 0.0):
     gen = torch.Generator().manual_seed(seed)
     bs = prompts * m
     lengths = torch.randint(1, length + 1, (bs,), generator=gen)
     mask = (torch.arange(length)[None, :] < lengths[:, None]).float()
     rewards = torch.zeros(bs, length)
-    rewards[torch.arange(bs), lengths - 1] = torch.randn(bs, generator=gen)
+    scores = torch.randn(bs, generator=gen)
+    if failures:  # a failure atom far below the rest: the atom test's full path and the failure handling
+        scores = torch.where(torch.rand(bs, generator=gen) < failures, torch.full_like(scores, -5.0), scores)
+    rewards[torch.arange(bs), lengths - 1] = scores
     rng = random.Random(seed)
     if uids == "uuid":  # verl's ray trainer: str(uuid.uuid4()) per prompt, repeated rollout.n times
         ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(prompts)]
@@ -59,13 +62,14 @@ def main(argv=None) -> int:
     ap.add_argument("--N", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--uids", choices=("uuid", "short"), default="uuid", help="prompt ids: verl's uuid4 strings (default) or short strings")
+    ap.add_argument("--failures", type=float, default=0.0, help="share of the batch at a penalty of -5 (default 0: no failure atom)")
     args = ap.parse_args(argv)
     import verl  # noqa: F401
     from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 
     from tea_verl.estimators.table import ESTIMATORS, EXACT, GEV
 
-    rewards, mask, uids = make_batch(args.prompts, args.m, args.length, uids=args.uids)
+    rewards, mask, uids = make_batch(args.prompts, args.m, args.length, uids=args.uids, failures=args.failures)
     cases = [("grpo_vectorized", "grpo_vectorized", args.N, False), ("grpo", "grpo", args.N, False),
              ("grpo_passk", "grpo_passk", args.N, False)]
     for name in ESTIMATORS:  # every registered estimator; the GEV family warm and cold
@@ -77,7 +81,8 @@ def main(argv=None) -> int:
             cases.append((name, name, args.N, False))
     times = {c[0]: [] for c in cases}
     print(f"# {args.prompts} prompts x {args.m} responses x {args.length} tokens, CPU, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.repeats}")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.repeats}"
+          + (f"; {args.failures:.0%} of the rewards at a penalty of -5" if args.failures else ""))
     for rep in range(args.repeats + 1):  # first round is warm-up, not recorded
         for label, name, n, cold in cases:
             fn = get_adv_estimator_fn(name)

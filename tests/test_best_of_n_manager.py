@@ -274,3 +274,26 @@ def test_colocated_path_without_dataset_fields_warns_once_that_gold_is_unavailab
     assert all(o["reward_extra_info"]["bon_gold_score"] is None for o in out)
     assert all(isinstance(o["reward_score"], float) for o in out)
     assert caplog.text.count("gold scores are unavailable here") == 1
+
+
+def test_the_reward_function_sees_whether_an_answer_ended_or_was_cut(tmp_path, tok, tok_dir):
+    """extra_info gains response_length (valid tokens) and response_ended (the last valid token is
+    the tokenizer's end token), which the decoded text cannot show; a dataset's own keys win."""
+    fn = tmp_path / "ended_reward.py"
+    fn.write_text("def compute_score(data_source, solution_str, ground_truth, extra_info=None):\n"
+                  "    return {'score': float(extra_info['response_length']), 'ended': int(extra_info['response_ended'])}\n")
+    from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
+
+    cfg = compose(["reward.reward_manager.name=best_of_n", f"reward.custom_reward_function.path={fn}",
+                   f"actor_rollout_ref.model.path={tok_dir}"])
+    data = rollout_batch(tok, n=3)
+    resp = data.batch["responses"]
+    rows = len(data)
+    lengths = [int(data.batch["attention_mask"][i, -resp.shape[1]:].sum()) for i in range(rows)]
+    other = 7 if tok.eos_token_id != 7 else 8
+    for i in range(rows):  # the first answer closes with the end token, the others are cut
+        resp[i, lengths[i] - 1] = tok.eos_token_id if i == 0 else other
+    data.non_tensor_batch["extra_info"][2] = {**dict(data.non_tensor_batch["extra_info"][2] or {}), "response_ended": True}
+    out = score_batch(RewardLoopWorker(cfg, None), data)
+    assert [o["reward_score"] for o in out] == [float(n) for n in lengths]
+    assert [o["reward_extra_info"]["ended"] for o in out] == [1, 0, 1] + [0] * (rows - 3)

@@ -48,7 +48,7 @@ def _text_files():
                     yield os.path.join(dirpath, n)
 
 
-PATH_MENTION = re.compile(r"(?<![\w/.~$-])((?:docs|recipes|tea_verl|benchmarks|tests|scripts|patches)/[\w./-]*\w\.(?:md|py|yaml|sh|png|json))")
+PATH_MENTION = re.compile(r"(?<![\w/.~$-])((?:docs|recipes|tea_verl|benchmarks|tests|scripts|patches)/[\w./-]*\w\.(?:md|py|yaml|sh|png|jsonl\.gz|json))")
 MD_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 

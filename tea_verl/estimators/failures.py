@@ -2,8 +2,9 @@
 answers of their group that are not best, and no credit depends on how low the penalty is.
 
 A *failure* is a reward at or below ``algorithm.tea.failure_reward`` when that key is set; when it
-is not, a reward at or below the batch's failure atom (:func:`bottom_atom`): a value far more
-samples hold exactly than any value next to it, with at most 15 % of the batch below it. In a batch
+is not, a reward at or below the batch's failure atom (:func:`bottom_atom`): a value that many
+samples hold exactly, below the valid rewards and apart from them (a real scorer's ordinary repeated
+values, a lexicon's 0.0 or an integer judge's bottom step, are not one). In a batch
 whose credit is extrapolated (some group has m < N, and the batch is not judged discrete), the tail
 estimators then
 
@@ -22,58 +23,107 @@ untouched, and so is everything in a discrete batch (exact ``bon`` at N = m, mon
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 from tea_verl.estimators.layout import GroupLayout, group_std
 
-__all__ = ["ATOM_MIN_COUNT", "ATOM_MIN_SHARE", "bottom_atom", "failure_mask", "valid_scale", "censor", "cap"]
+__all__ = ["ATOM_MIN_COUNT", "ATOM_MIN_SHARE", "max_below", "bottom_atom", "failure_mask", "valid_scale", "censor", "cap"]
 
 ATOM_MIN_COUNT = 5
 """The least number of samples that hold an atom's value exactly."""
 ATOM_MIN_SHARE = 0.01
 """... and the least share of the batch."""
-ATOM_NEIGHBOUR_RATIO = 3
-"""... and at least this many times the samples of either neighbouring value (a reward rounded to
-bfloat16 fills neighbouring values alike; an atom stands out)."""
 ATOM_MAX_BELOW = 0.15
-"""The largest share of the batch below an atom: failures are at the bottom (valid rewards may still
-reach below the penalty, as a spread mode's low draws do)."""
+"""A penalty sits below the valid rewards: the share of the batch below an atom must be significantly
+under this (a one-sided binomial test at level :data:`ATOM_BELOW_LEVEL`). Valid rewards may still
+reach below a penalty, as a spread mode's low draws do (about 6 % of the batch on the tiny LM); a
+scorer's ordinary repeated value inside the law (a lexicon's 0.0, with a fifth of the batch below)
+is not one, in a batch of 64 as in one of 4096."""
+ATOM_BELOW_LEVEL = 0.01
+"""Level of that test."""
+ATOM_NEAR_SCALE = 0.2
+"""*Near* an atom means within this many interquartile ranges of the batch ..."""
+ATOM_LATTICE_STEPS = 2.5
+"""... or within this many steps of the batch's value lattice where that reaches further (the step:
+the median gap between consecutive distinct values of the batch's lower half; one point of an integer judge's scale, a
+partial-credit rule's increment, next to nothing on a continuous reward). A batch is a *lattice*
+when the steps reach further than the interquartile share."""
+ATOM_NEIGHBOUR_RATIO = 5
+"""On a continuous reward, every other value near an atom holds at most ``1 + count /
+ATOM_NEIGHBOUR_RATIO`` samples (``count``: the atom's). A value held once is the continuous law itself; a lexicon's neighbouring word compounds, or a reward
+rounded to bfloat16, fill nearby values alike, and a penalty stands out of them. On a lattice, where
+every value repeats, no other value may be near an atom at all: a gap in the scale marks a penalty,
+a heavy bottom step is an ordinary score."""
+
+
+@functools.lru_cache(maxsize=256)
+def max_below(total: int) -> int:
+    """The largest number of samples below an atom that the below test accepts in a batch of
+    ``total``: the largest k with ``P(Binomial(total, ATOM_MAX_BELOW) <= k) < ATOM_BELOW_LEVEL``
+    (-1 when even k = 0 is not that unlikely)."""
+    p = ATOM_MAX_BELOW
+    log_pmf = total * math.log1p(-p)  # log P(X = 0)
+    cdf = math.exp(log_pmf)
+    k = 0
+    while cdf < ATOM_BELOW_LEVEL and k < total:
+        k += 1
+        log_pmf += math.log((total - k + 1) / k) + math.log(p / (1.0 - p))
+        cdf += math.exp(log_pmf)
+    return k - 1
 
 
 def bottom_atom(scores: torch.Tensor) -> float | None:
-    """The failure atom of a batch, or None: the lowest value that at least :data:`ATOM_MIN_COUNT`
-    samples and :data:`ATOM_MIN_SHARE` of the batch hold exactly, :data:`ATOM_NEIGHBOUR_RATIO` times
-    as many as either neighbouring value, with at most :data:`ATOM_MAX_BELOW` of the batch below it
-    and some of it above. ``python -m benchmarks.failures --sections fp`` measures how often it
-    fires on continuous laws (float32, and rounded to bfloat16)."""
+    """The failure atom of a batch, or None: the lowest value that
+
+    1. at least :data:`ATOM_MIN_COUNT` samples and :data:`ATOM_MIN_SHARE` of the batch hold exactly;
+    2. sits below the valid rewards: significantly less than :data:`ATOM_MAX_BELOW` of the batch is
+       below it (:func:`max_below`), and some of it is above;
+    3. stands apart from the valid rewards: near it (:data:`ATOM_NEAR_SCALE`,
+       :data:`ATOM_LATTICE_STEPS`), on a continuous reward no other value holds more than one sample
+       plus a fifth of its count (:data:`ATOM_NEIGHBOUR_RATIO`), and on a lattice no other value is.
+
+    ``python -m benchmarks.failures --sections fp`` measures how often it fires on continuous laws
+    (float32 and bfloat16) and on real scorers' laws (a lexicon on a real model's answers, integer
+    judge scores, reward-model scores rounded to two decimals, rule-based partial credit), and how
+    often it finds a penalty added to them."""
     total = scores.numel()
     if total < 2:
         return None
-    # only values with at most ATOM_MAX_BELOW of the batch below them qualify: look at the bottom of the
-    # batch alone (a selection and a short sort, where sorting the whole batch cost a tenth of a call)
-    edge = torch.kthvalue(scores, min(total, int(ATOM_MAX_BELOW * total) + 1)).values
+    limit = max_below(total)
+    if limit < 0:
+        return None
+    # only values with at most `limit` samples below them qualify: look at the bottom of the batch
+    # first (a selection and a short sort; most batches stop here, with no repeated value there)
+    edge = torch.kthvalue(scores, limit + 1).values
     values, counts = torch.unique(scores[scores <= edge], sorted=True, return_counts=True)
-    above = scores[scores > edge]
-    if above.numel() == 0:  # the bottom is the top: a constant batch, or one of two values
-        counts = counts[:-1]
-        values = values[:-1]
-        if values.numel() == 0:
-            return None
-        beyond = counts.new_zeros(1) + int((scores == scores.max()).sum())
-    else:
-        beyond = counts.new_zeros(1) + int((above == above.min()).sum())
-    zero = counts.new_zeros(1)
-    neighbours = torch.maximum(torch.cat([zero, counts[:-1]]), torch.cat([counts[1:], beyond]))
     below = torch.cumsum(counts, 0) - counts
-    ok = (
-        (counts >= max(ATOM_MIN_COUNT, math.ceil(ATOM_MIN_SHARE * total)))
-        & (counts >= ATOM_NEIGHBOUR_RATIO * neighbours)
-        & (below <= ATOM_MAX_BELOW * total)
-    )
-    hit = torch.nonzero(ok)
-    return float(values[hit[0, 0]]) if hit.numel() else None
+    need = max(ATOM_MIN_COUNT, math.ceil(ATOM_MIN_SHARE * total))
+    hits = torch.nonzero((counts >= need) & (below <= limit) & (values < scores.max())).flatten().tolist()
+    if not hits:
+        return None
+
+    def kth(share: float) -> float:
+        return float(torch.kthvalue(scores, max(1, min(total, math.ceil(share * total)))).values)
+
+    spread = ATOM_NEAR_SCALE * (kth(0.75) - kth(0.25))
+    # the value lattice near the bottom: the distinct values of the lower half of the batch
+    lower = torch.unique(scores[scores <= max(kth(0.5), float(edge))], sorted=True)
+    for i in hits:
+        a = values[i]
+        others = lower[lower != a]
+        if others.numel() < 2:  # no lattice to stand apart from (two values at the bottom)
+            continue
+        step = ATOM_LATTICE_STEPS * float(torch.diff(others).median())
+        reach = max(spread, step)
+        near = scores[((scores - a).abs() <= reach) & (scores != a)]
+        most = int(torch.unique(near, return_counts=True)[1].max()) if near.numel() else 0
+        lattice = step >= spread
+        if most == 0 or (not lattice and int(counts[i]) >= ATOM_NEIGHBOUR_RATIO * (most - 1)):
+            return float(a)
+    return None
 
 
 def failure_mask(scores: torch.Tensor, failure_reward: float | None) -> tuple[torch.Tensor, float | None]:

@@ -64,6 +64,8 @@ class Candidate:
     rho: float = float("nan")
     rho_se: float = float("nan")
     eligible: bool = False
+    svr_off: float = float("nan")  # with failure handling off (failure_reward=-inf), measured when there is an atom
+    rho_off: float = float("nan")
 
 
 @dataclass
@@ -86,8 +88,9 @@ class Diagnosis:
     extrapolation: dict | None = None
     atoms: int = 0
     shape_at_bound: str | None = None  # "lower" / "upper" when the fitted xi sits at its search bound
-    failure_value: float | None = None  # the failure atom at the bottom of all samples, as training detects it
-    failure_share: float = 0.0  # its share of the samples
+    failure_value: float | None = None  # the failure atom of all samples, as training detects it (estimators.failures)
+    failure_share: float = 0.0  # the share of the samples exactly at it
+    failure_below_share: float = 0.0  # the share at or below it: what training takes as failures
     rare_penalty: float | None = None  # no atom, but the lowest score is held exactly by >= 2 samples, far below the rest
     rare_penalty_share: float = 0.0
     candidates: list[Candidate] = field(default_factory=list)
@@ -108,7 +111,8 @@ class Diagnosis:
 
     def as_dict(self) -> dict:
         def cand(c):
-            return None if c is None else {k: getattr(c, k) for k in ("label", "overrides", "svr", "svr_se", "rho", "rho_se", "eligible")}
+            keys = ("label", "overrides", "svr", "svr_se", "rho", "rho_se", "eligible", "svr_off", "rho_off")
+            return None if c is None else {k: getattr(c, k) for k in keys}
 
         return {
             "m": self.m, "N": self.N, "prompts": self.prompts,
@@ -117,7 +121,7 @@ class Diagnosis:
             "top_tie_rate": self.top_tie_rate, "batch_prompts": self.batch_prompts,
             "group_tie_rate": self.group_tie_rate, "fallback_groups_per_batch": self.fallback_groups_per_batch,
             "discrete_batch_rate": self.discrete_batch_rate, "failure_value": self.failure_value,
-            "failure_share": self.failure_share, "rare_penalty": self.rare_penalty, "rare_penalty_share": self.rare_penalty_share,
+            "failure_share": self.failure_share, "failure_below_share": self.failure_below_share, "rare_penalty": self.rare_penalty, "rare_penalty_share": self.rare_penalty_share,
             "shape_at_bound": self.shape_at_bound, "xi": self.xi, "xi_ci95": self.xi_ci, "shape_sign": self.shape_sign,
             "law_r2": self.law_r2, "extrapolation_check": self.extrapolation,
             "reference_bon_at_m": cand(self.reference), "candidates": [cand(c) for c in self.candidates],
@@ -149,10 +153,11 @@ def _failure_advice(d: "Diagnosis") -> list[str]:
     batch = d.batch_prompts * d.m
     need = max(ATOM_MIN_COUNT, math.ceil(ATOM_MIN_SHARE * batch))
     if d.failure_value is not None:
-        value, share = d.failure_value, d.failure_share
-        head = (f"  failure atom: {share:.1%} of the samples score exactly {value:g}, the lowest score. The tail estimators take "
-                "such answers as failures (their penalty's size no longer counts and their credit at most the mean of the "
-                "valid answers that are not best; metric tea/failure_share).")
+        value, share = d.failure_value, d.failure_below_share
+        head = (f"  failure atom: {d.failure_share:.1%} of the samples score exactly {value:g}, {share:.1%} at or below it, with "
+                "little valid mass near it. The tail estimators take the answers at or below it as failures (their penalty's "
+                "size no longer counts and their credit at most the mean of the valid answers that are not best; metric "
+                "tea/failure_share); the table below shows the credit's quality with that handling on and off.")
     elif d.rare_penalty is not None:
         value, share = d.rare_penalty, d.rare_penalty_share
         head = (f"  a penalty too rare to be detected: {share:.2%} of the samples score exactly {value:g}, far below every other "
@@ -168,7 +173,8 @@ def _failure_advice(d: "Diagnosis") -> list[str]:
 
 
 def _standardise(samples: Samples, prompts: dict, min_samples: int):
-    kept, short, const, ties = [], 0, 0, 0
+    """Per-prompt z-scores of the prompts kept (and their raw scores, in the same order)."""
+    kept, raw, short, const, ties = [], [], 0, 0, 0
     for idx in prompts.values():
         s = samples.selection[idx]
         if s.size < min_samples:
@@ -181,7 +187,8 @@ def _standardise(samples: Samples, prompts: dict, min_samples: int):
         top2 = np.sort(s)[-2:]
         ties += int(top2[0] == top2[1])
         kept.append((s - s.mean()) / sd)
-    return kept, short, const, ties
+        raw.append(s)
+    return kept, raw, short, const, ties
 
 
 def check_arguments(m: int, N: int, min_samples: int = MIN_SAMPLES, batch_prompts: int = 128) -> None:
@@ -244,7 +251,7 @@ def diagnose(
     check_arguments(m, N, min_samples, batch_prompts)
     prompts = samples.prompts()
     atom = bottom_atom(torch.as_tensor(samples.selection, dtype=torch.float64))
-    kept, short, const, ties = _standardise(samples, prompts, min_samples)
+    kept, kept_raw, short, const, ties = _standardise(samples, prompts, min_samples)
     raw = [samples.selection[idx] for idx in prompts.values() if samples.selection[idx].size >= min_samples]
     if len(kept) < 2:
         counts = sorted({len(idx) for idx in prompts.values()})[:8]
@@ -261,7 +268,9 @@ def diagnose(
         left_out_constant=const, top_tie_rate=ties / len(kept), batch_prompts=batch_prompts,
     )
     if atom is not None:
-        d.failure_value, d.failure_share = atom, float(np.mean(samples.selection <= atom))
+        d.failure_value = atom
+        d.failure_share = float(np.mean(samples.selection == atom))
+        d.failure_below_share = float(np.mean(samples.selection <= atom))
     else:
         d.rare_penalty = rare_penalty(samples.selection)
         if d.rare_penalty is not None:
@@ -328,13 +337,13 @@ def diagnose(
         )
 
     # 5. SVR and rho on the empirical law of the pooled z-scores
-    from tea_verl.metrics.quality import EmpiricalLaw, measure
+    from tea_verl.metrics.quality import measure
 
     z_all = np.concatenate(kept)
     d.atoms = z_all.size
     if z_all.size < 4 * N:
         d.reasons.append(f"only {z_all.size} pooled samples for N = {N}: the empirical tail above quantile 1 - 1/{2 * z_all.size} is flat")
-    law = EmpiricalLaw(z_all)
+    law, keys_on = _empirical_law(d, z_all, np.concatenate(kept_raw))
     xi_fixed = round(d.xi, 3)
     base = [f"algorithm.tea.N={N}"]
     d.reference = Candidate(f"bon at N = m = {m}", "bon_m", {}, ["algorithm.adv_estimator=bon", f"algorithm.tea.N={m}"])
@@ -357,8 +366,12 @@ def diagnose(
     for i, c in enumerate([d.reference, *d.candidates]):
         if progress:
             progress(i, 1 + len(d.candidates), c.label)
-        r = measure(law, m, N, c.estimator, groups=groups, batches=batches, seed=seed, tea_keys=c.keys)
+        r = measure(law, m, N, c.estimator, groups=groups, batches=batches, seed=seed, tea_keys={**c.keys, **keys_on})
         c.svr, c.svr_se, c.rho, c.rho_se = (float(r[k]) for k in ("svr", "svr_se", "rho", "rho_se"))
+        if keys_on and c is not d.reference:  # bon at N = m has no failure handling to turn off
+            r = measure(law, m, N, c.estimator, groups=groups, batches=batches, seed=seed,
+                        tea_keys={**c.keys, "failure_reward": float("-inf")})
+            c.svr_off, c.rho_off = float(r["svr"]), float(r["rho"])
     lo, hi = SVR_RANGE
     for c in d.candidates:
         c.eligible = lo <= c.svr <= hi and c.rho >= RHO_FRACTION * d.reference.rho
@@ -384,6 +397,24 @@ def diagnose(
             f"{d.extrapolation['miss_in_se']:.1f} standard errors"
         )
     return d
+
+
+def _empirical_law(d: Diagnosis, z: np.ndarray, raw: np.ndarray):
+    """The law the estimators are measured on, and the algorithm.tea keys that turn failure
+    handling on there. Without a failure atom: the pooled z-scores (:class:`EmpiricalLaw`, no ties)
+    and no keys. With one: the valid answers' z-scores with the failures as one atom at their median
+    z-score (kept below every valid one), named by ``failure_reward`` as the advice says to."""
+    from tea_verl.metrics.quality import EmpiricalLaw
+
+    if d.failure_value is None:
+        return EmpiricalLaw(z), {}
+    fail = raw <= d.failure_value
+    valid = z[~fail]
+    if np.unique(valid).size < 2:
+        d.reasons.append("failure atom: fewer than two distinct valid scores, so the table is measured without failure handling")
+        return EmpiricalLaw(z), {}
+    zf = float(min(np.median(z[fail]), valid.min() - 0.01))
+    return EmpiricalLaw(valid, atom=zf, atom_share=float(fail.mean())), {"failure_reward": zf}
 
 
 def rule_of_thumb(m: int) -> str:
@@ -429,10 +460,14 @@ def format_diagnosis(d: Diagnosis) -> str:
                  f"(standardised); measured {e['measured']:.3f}; miss {e['miss']:+.3f} ({z})")
     if d.candidates:
         L.append("")
-        L.append(f"  {'setting':32s} {'SVR':>13s} {'rho':>13s}  (on your empirical law, {d.atoms} pooled samples)")
+        off = d.failure_value is not None and any(c.svr_off == c.svr_off for c in d.candidates)
+        extra = f" {'SVR off':>8s} {'rho off':>8s}" if off else ""
+        L.append(f"  {'setting':34s} {'SVR':>13s} {'rho':>13s}{extra}  (on your empirical law, {d.atoms} pooled samples"
+                 + ("; 'off': failure handling off, failure_reward=-inf)" if off else ")"))
         for c in [d.reference, *d.candidates]:
             mark = " *" if c is d.recommendation else ("  " if not c.eligible else " .")
-            L.append(f"  {c.label:32s} {c.svr:6.2f}+-{c.svr_se:.2f}  {c.rho:6.2f}+-{c.rho_se:.2f}{mark}")
+            cols = f" {c.svr_off:8.2f} {c.rho_off:8.2f}" if off and c is not d.reference else (" " * 18 if off else "")
+            L.append(f"  {c.label:34s} {c.svr:6.2f}+-{c.svr_se:.2f}  {c.rho:6.2f}+-{c.rho_se:.2f}{cols}{mark}")
         L.append(f"  (target SVR in [{SVR_RANGE[0]}, {SVR_RANGE[1]}], rho >= {RHO_FRACTION} x bon's; '.' eligible, '*' recommended)")
     L.append("")
     L.append("recommendation: " + " ".join(d.recommendation.overrides))

@@ -95,9 +95,14 @@ def measure(law, m: int, n: int, estimator: str, *, groups: int, batches: int, s
     norm_flag = norm != "none"
     reg, n_arg = resolve(estimator, m, n)
     rng = np.random.default_rng(seed)
-    target = law.best_of(n) - law.best_of(1)
+    # A law with a failure atom (EmpiricalLaw(atom=...)): the location-scale family moves the valid
+    # part only, so failures are never perturbed and the target is that of the valid part:
+    # E[(M - mean_valid) 1{M valid}] / P(M valid), M the best of n (the atom lies below every value)
+    atom, p_atom = getattr(law, "atom", None), float(getattr(law, "atom_share", 0.0))
+    mean = law.mean if atom is None else (law.mean - p_atom * atom) / (1.0 - p_atom)
+    top_valid = 1.0 - p_atom**n
+    target = (law.best_of(n) - (atom or 0.0) * p_atom**n - mean * top_valid) / top_valid
     adv_n = law.advantage_fn(n)
-    mean = law.mean
     uids = np.repeat(np.arange(groups), m).astype(object)
     first = torch.from_numpy(np.arange(groups) * m)
     num, den = [], []
@@ -113,12 +118,13 @@ def measure(law, m: int, n: int, estimator: str, *, groups: int, batches: int, s
         h = 1e-5 * scale
         xs = torch.from_numpy(x)
         c = call_registered(reg, xs, uids, n_arg, norm_flag, **tea_keys).double().numpy()
+        moved = first if atom is None else first[torch.from_numpy(x[first.numpy()] != atom)]
         xp, xm = xs.clone(), xs.clone()
-        xp[first] += h
-        xm[first] -= h
+        xp[moved] += h
+        xm[moved] -= h
         cp = call_registered(reg, xp, uids, n_arg, norm_flag, **tea_keys).double().numpy()[first.numpy()]
         cm = call_registered(reg, xm, uids, n_arg, norm_flag, **tea_keys).double().numpy()[first.numpy()]
-        d = (cp - cm) / (2 * h)
+        d = np.where(x[first.numpy()] != atom, (cp - cm) / (2 * h), 0.0) if atom is not None else (cp - cm) / (2 * h)
         r1 = x[first.numpy()]
         num.append(np.sum(d * (r1 - mean)))
         den.append(np.sum(d))
@@ -148,30 +154,51 @@ def measure(law, m: int, n: int, estimator: str, *, groups: int, batches: int, s
 
 
 class EmpiricalLaw:
-    """A continuous law from observed (standardised) rewards: the linearly interpolated quantile.
+    """A continuous law from observed (standardised) rewards: the linearly interpolated quantile,
+    with an optional failure atom at its bottom.
 
-    ``Q(u)`` interpolates the sorted atoms ``x_(1..M)`` at plotting positions
-    ``u_i = (i - 0.5)/M``, clamped to ``[x_(1), x_(M)]`` outside; so samples never tie (the
-    estimators' discreteness check stays quiet) and the law is bounded by the data, which is
-    faithful up to quantile ``1 - 1/(2M)``: keep ``M`` well above the deployment ``N``.
-    ``best_of(n) = int Q(u) n u^(n-1) du`` and ``A_n(r) = int_-inf^r F(t)^(n-1) dt`` are computed
-    by quadrature on the atoms (F is piecewise linear there).
+    ``Q(u)`` interpolates the distinct observed values ``v_1 < ... < v_K`` at the middle of each
+    one's run of plotting positions: ``u_j = (samples below v_j + count_j / 2) / M``, clamped to
+    ``[v_1, v_K]`` outside. A value that repeats (a scorer's 0.0, a lexicon word's compound)
+    becomes a steep ramp between its neighbours, not a flat stretch of ``Q``: samples drawn from the
+    law never tie, so ties that the interpolation itself would make cannot trip the estimators'
+    discreteness and failure tests, and a finite difference never moves a sample off a point mass.
+    Without repeats, ``u_j = (j - 0.5) / M``. The law is bounded by the data, which is faithful up
+    to quantile ``1 - 1/(2M)``: keep ``M`` well above the deployment ``N``.
+
+    ``atom``, ``atom_share``: a failure atom, a point mass of ``atom_share`` at ``atom`` (below
+    every value), sampled exactly (``tea-verl diagnose`` measures the estimators with failure
+    handling on and off on it). ``best_of(n) = int Q(u) n u^(n-1) du`` and ``A_n(r) = int_-inf^r
+    F(t)^(n-1) dt`` are computed by quadrature on the knots (F is piecewise linear there).
     """
 
-    def __init__(self, values: np.ndarray, name: str = "empirical"):
-        x = np.sort(np.asarray(values, dtype=np.float64).reshape(-1))
+    def __init__(self, values: np.ndarray, name: str = "empirical", atom: float | None = None, atom_share: float = 0.0):
+        x = np.asarray(values, dtype=np.float64).reshape(-1)
         if x.size < 2 or not np.all(np.isfinite(x)):
             raise ValueError("an empirical law needs at least 2 finite values")
+        v, counts = np.unique(x, return_counts=True)
+        if v.size < 2:
+            raise ValueError("an empirical law needs at least 2 distinct values")
+        p = float(atom_share) if atom is not None else 0.0
+        if atom is not None and not (0.0 < p < 1.0 and atom < v[0]):
+            raise ValueError(f"the failure atom must lie below every value ({atom} >= {v[0]}) with a share in (0, 1), got {p}")
         self.name = name
-        self.atoms = x
-        M = x.size
-        self.u = (np.arange(M) + 0.5) / M
-        # the law is the interpolated quantile on [u_1, u_M] with atoms of mass 1/(2M) at both ends
-        self._uu = np.concatenate([[0.0], self.u, [1.0]])
-        self._xx = np.concatenate([[x[0]], x, [x[-1]]])
+        self.atom, self.atom_share = atom, p
+        u = p + (1.0 - p) * (np.cumsum(counts) - 0.5 * counts) / x.size
+        if atom is None:
+            self.atoms, self.u = v, u
+            self._uu = np.concatenate([[0.0], u, [1.0]])
+            self._xx = np.concatenate([[v[0]], v, [v[-1]]])
+        else:
+            self.atoms, self.u = np.concatenate([[atom], v]), np.concatenate([[p], u])
+            # Q = atom on [0, p], a jump to v_1, then the continuous part
+            self._uu = np.concatenate([[0.0, p, np.nextafter(p, 1.0)], u, [1.0]])
+            self._xx = np.concatenate([[atom, atom, v[0]], v, [v[-1]]])
 
     def sample(self, rng: np.random.Generator, shape) -> np.ndarray:
-        return np.interp(rng.random(shape), self._uu, self._xx)
+        u = rng.random(shape)
+        x = np.interp(u, self._uu, self._xx)
+        return np.where(u < self.atom_share, self.atom, x) if self.atom is not None else x
 
     def cdf(self, x: np.ndarray) -> np.ndarray:
         return np.interp(x, self.atoms, self.u, left=0.0, right=1.0)

@@ -12,6 +12,10 @@ Per sample it returns verl's ``reward_score`` (the proxy reward) and, in ``rewar
 * ``bon_response_length``: valid response tokens;
 * ``bon_data_source``: the sample's data source (verl's validation dump does not keep it).
 
+The reward function's ``extra_info`` gains ``response_length`` (valid response tokens) and
+``response_ended`` (the answer closed with the tokenizer's end token rather than being cut at
+``max_response_length``), unless the dataset's own ``extra_info`` has those keys.
+
 Throughput and failures. verl's reward-loop worker starts one task per sample at once; this
 manager bounds the requests in flight per worker (``max_concurrency``), reuses one HTTP
 connection pool, and retries transient failures (connection errors, timeouts, HTTP 429 and 5xx)
@@ -251,6 +255,11 @@ class BestOfNRewardManager(RewardManagerBase):
         reward_model = nt.get("reward_model") or {}
         ground_truth = reward_model.get("ground_truth") if hasattr(reward_model, "get") else None
         extra_info = dict(nt.get("extra_info") or {})
+        # what a reward function cannot see in the decoded text: the answer's length in tokens, and
+        # whether it closed with the end token or was cut at max_response_length (a user's own keys win)
+        eos = getattr(self.tokenizer, "eos_token_id", None)
+        extra_info.setdefault("response_length", valid_len)
+        extra_info.setdefault("response_ended", bool(valid_len) and eos is not None and int(valid_ids[-1]) == int(eos))
         sample = f"sample uid={nt.get('uid', '?')} index={extra_info.get('index', '?')} (data_source={data_source})"
 
         s = self.settings
