@@ -48,15 +48,16 @@ ATOM_NEAR_SCALE = 0.2
 """*Near* an atom means within this many interquartile ranges of the batch ..."""
 ATOM_LATTICE_STEPS = 2.5
 """... or within this many steps of the batch's value lattice where that reaches further (the step:
-the median gap between consecutive distinct values of the batch's lower half; one point of an integer judge's scale, a
-partial-credit rule's increment, next to nothing on a continuous reward). A batch is a *lattice*
-when the steps reach further than the interquartile share."""
+the median gap between consecutive distinct values of the batch's lower half; one point of an
+integer judge's scale, a partial-credit rule's increment, next to nothing on a continuous reward).
+A batch is a *lattice* when the steps reach further than the interquartile share."""
 ATOM_NEIGHBOUR_RATIO = 5
 """On a continuous reward, every other value near an atom holds at most ``1 + count /
-ATOM_NEIGHBOUR_RATIO`` samples (``count``: the atom's). A value held once is the continuous law itself; a lexicon's neighbouring word compounds, or a reward
-rounded to bfloat16, fill nearby values alike, and a penalty stands out of them. On a lattice, where
-every value repeats, no other value may be near an atom at all: a gap in the scale marks a penalty,
-a heavy bottom step is an ordinary score."""
+ATOM_NEIGHBOUR_RATIO`` samples (``count``: the atom's). A value held once is the continuous law
+itself; a lexicon's neighbouring word compounds, or a reward rounded to bfloat16, fill nearby values
+alike, and a penalty stands out of them. On a lattice, where every value repeats, no other value may
+be near an atom at all: a gap in the scale marks a penalty, a heavy bottom step is an ordinary
+score."""
 
 
 @functools.lru_cache(maxsize=256)

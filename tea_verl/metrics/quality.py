@@ -118,13 +118,14 @@ def measure(law, m: int, n: int, estimator: str, *, groups: int, batches: int, s
         h = 1e-5 * scale
         xs = torch.from_numpy(x)
         c = call_registered(reg, xs, uids, n_arg, norm_flag, **tea_keys).double().numpy()
-        moved = first if atom is None else first[torch.from_numpy(x[first.numpy()] != atom)]
+        valid = x[first.numpy()] != atom  # all True without an atom
+        moved = first[torch.from_numpy(valid)]
         xp, xm = xs.clone(), xs.clone()
         xp[moved] += h
         xm[moved] -= h
         cp = call_registered(reg, xp, uids, n_arg, norm_flag, **tea_keys).double().numpy()[first.numpy()]
         cm = call_registered(reg, xm, uids, n_arg, norm_flag, **tea_keys).double().numpy()[first.numpy()]
-        d = np.where(x[first.numpy()] != atom, (cp - cm) / (2 * h), 0.0) if atom is not None else (cp - cm) / (2 * h)
+        d = np.where(valid, (cp - cm) / (2 * h), 0.0)
         r1 = x[first.numpy()]
         num.append(np.sum(d * (r1 - mean)))
         den.append(np.sum(d))
