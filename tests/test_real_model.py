@@ -130,3 +130,44 @@ def test_the_real_lm_keeps_finished_runs_only_with_resume(tmp_path, capsys):
     (tmp_path / "out" / "settings.json").write_text(json.dumps({"m": 8}))
     assert real_lm.main(["--quick", "--resume", "--out", str(tmp_path / "out")]) == 2
     assert "other settings" in capsys.readouterr().err
+
+
+def _dump(path, step, scores, golds, lengths):
+    """A validation dump in verl's format (one row per answer; the uid names the prompt)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [{"input": f"prompt {p}", "output": "an answer", "gts": f"topic {p}", "score": x, "step": step, "reward": x,
+             "ended": int(n < 64), "bon_selection_score": x, "bon_gold_score": g, "bon_response_length": n,
+             "bon_data_source": "real_lm", "uid": f"u{p}"}
+            for p, (xs, gs, ns) in enumerate(zip(scores, golds, lengths)) for x, g, n in zip(xs, gs, ns)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_the_real_lm_validates_each_seeds_start_once_and_shares_it(tmp_path):
+    """Runs of a seed after the first estimator's skip the start validation (the same model, prompts
+    and rollout seed) and take it from the first estimator's run JSON; without it they fail clearly."""
+    from benchmarks import real_lm
+
+    s = {"estimators": ["grpo", "prefix_tea", "prefix_tea_gev"]}
+    assert real_lm.start_source("grpo", 1, s) is None
+    assert real_lm.start_source("prefix_tea_gev", 1, s) == "grpo_s1"
+    out = tmp_path / "out"
+    (out / "metrics" / "metrics").mkdir(parents=True)
+    (out / "runs").mkdir()
+    for name in ("grpo_s1", "prefix_tea_s1"):
+        (out / "metrics" / "metrics" / f"{name}.jsonl").write_text(json.dumps({"step": 1, "data": {"critic/score/mean": 0.5}}) + "\n")
+    start = ([[0.0, 1.0, 2.0], [3.0, 1.0, 0.0]], [[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]], [[10, 64, 20], [30, 30, 64]])
+    _dump(out / "val" / "grpo_s1" / "0.jsonl", 0, *start)
+    _dump(out / "val" / "grpo_s1" / "2.jsonl", 2, [[5.0, 1.0, 2.0], [3.0, 4.0, 0.0]], *start[1:])
+    first = real_lm.collect_run(str(out), "grpo_s1", "grpo", 1, 10.0)
+    end = ([[7.0, 1.0, 2.0], [3.0, 1.0, 9.0]], [[0.5, 0.2, 0.3], [0.3, 0.2, 0.9]], [[10, 10, 10], [10, 10, 64]])
+    _dump(out / "val" / "prefix_tea_s1" / "2.jsonl", 2, *end)
+    with pytest.raises(real_lm.RealLMError, match="grpo_s1.json does not exist"):
+        real_lm.collect_run(str(out), "prefix_tea_s1", "prefix_tea", 1, 10.0, "grpo_s1")
+    (out / "runs" / "grpo_s1.json").write_text(json.dumps(first))
+    res = real_lm.collect_run(str(out), "prefix_tea_s1", "prefix_tea", 1, 10.0, "grpo_s1")
+    assert res["start_from"] == "grpo_s1" and set(res["val"]) == {"0", "2"}
+    assert res["val"]["0"] == first["val"]["0"] and res["start_scores"] == first["start_scores"]
+    assert res["val"]["2"]["best"][0] == pytest.approx((10 / 3 + 13 / 3) / 2)  # best-of-1: the mean of the end's scores
+    assert res["val"]["2"]["best"][-1] == pytest.approx(8.0) and res["val"]["2"]["cut"] == pytest.approx(1 / 6)
+    with pytest.raises(real_lm.RealLMError, match="expected the start and the end"):  # a run that validates its own start
+        real_lm.collect_run(str(out), "prefix_tea_s1", "prefix_tea", 1, 10.0)
