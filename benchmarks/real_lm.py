@@ -265,12 +265,17 @@ def run_all(todo: list[dict], s: dict, out: str, ray_tmp: str, timeout: float, s
     log = os.path.join(out, "real_lm.log")
     env = cpu_env(VERL_FILE_LOGGER_PATH=None, VERL_FILE_LOGGER_ROOT=os.path.join(out, "metrics"))
     by_name = {r["name"]: r for r in todo}
-    state = {"run": "", "t0": time.time(), "walls": [], "index": 0}
+    state = {"run": "", "t0": time.time(), "t_steps": time.time(), "index": 0, "validation_s": None, "step_s": None}
 
-    def eta(run_left: float) -> float:
-        walls = state["walls"]
-        per_run = float(np.mean(walls)) if walls else (time.time() - state["t0"]) + run_left
-        return run_left + (len(todo) - state["index"]) * per_run
+    def eta(step: int, total: int) -> float:
+        """Seconds left: this run's steps and end validation, then each run still to start (its
+        steps, its end validation, and its start validation unless it shares its seed's)."""
+        val = state["validation_s"] or 0.0
+        per_step = state["step_s"]
+        left = per_step * (total - step) + val
+        for r in todo[state["index"]:]:  # the runs after this one (index is 1-based)
+            left += per_step * total + val * (1 if r.get("shared") else 2)
+        return left
 
     def on_line(line: str) -> bool:
         mt = re.search(r"\[lm\] run (\d+)/(\d+) (\S+): (start|done in)", line)
@@ -278,12 +283,11 @@ def run_all(todo: list[dict], s: dict, out: str, ray_tmp: str, timeout: float, s
             return False
         name = mt[3]
         if mt[4] == "start":
-            state.update(run=name, t0=time.time(), index=int(mt[1]))
+            state.update(run=name, t0=time.time(), t_steps=time.time(), index=int(mt[1]))
             print(f"[real_lm] {time.time() - started:6.0f} s  run {mt[1]}/{mt[2]} {name}: start", flush=True)
             return True
         r = by_name[name]
         res = collect_run(out, name, r["estimator"], r["seed"], time.time() - state["t0"], r.get("shared"))
-        state["walls"].append(res["wall_s"])
         with open(os.path.join(out, "runs", f"{name}.json"), "w") as f:
             json.dump(res, f, indent=1)
         print(f"[real_lm] {time.time() - started:6.0f} s  run {mt[1]}/{mt[2]} {name}: done in {res['wall_s']:.0f} s, "
@@ -292,14 +296,18 @@ def run_all(todo: list[dict], s: dict, out: str, ray_tmp: str, timeout: float, s
 
     def progress(step, total, rest, elapsed):
         if step == 0:
+            state["validation_s"] = time.time() - state["t0"]
+            state["t_steps"] = time.time()
             print(f"[real_lm] {time.time() - started:6.0f} s  {state['run']}: start validated", flush=True)
             return
         score = re.search(r"critic/score/mean:([-\d.e+]+)", rest)
         length = re.search(r"response_length/mean:([-\d.e+]+)", rest)
         parts = ([f"reward mean {float(score[1]):+.3f}"] if score else []) + ([f"length {float(length[1]):.1f}"] if length else [])
-        per_step = (time.time() - state["t0"]) / step
+        state["step_s"] = (time.time() - state["t_steps"]) / step
+        if state["validation_s"] is None:  # a run that shares its start: the validation takes about 5 steps' time
+            state["validation_s"] = 5 * state["step_s"]
         print(f"[real_lm] {time.time() - started:6.0f} s  {state['run']} step {step}/{total}: {', '.join(parts)}; "
-              f"about {eta(per_step * (total - step)):.0f} s left in the study", flush=True)
+              f"about {eta(step, total) / 60:.0f} min left in the study", flush=True)
 
     print(f"[real_lm] starting Ray once for the {len(todo)} run(s) (about a minute); full log: {log}", flush=True)
     rc = run_process([sys.executable, "-m", "tea_verl.experiments.lm", "--child", plan], env, log, s["steps"],
@@ -461,7 +469,14 @@ def main(argv=None) -> int:
             diff = sorted(k for k in s if before.get(k) != s[k])
             print(f"error: --resume with other settings than the study in {out} ({', '.join(diff)}); use the same flags", file=sys.stderr)
             return 2
+    from tea_verl.launch.common import LaunchError, require_cpu_backend
     from tea_verl.launch.smollm2 import PrepareError, prepare
+
+    try:
+        require_cpu_backend()
+    except LaunchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
     try:
         model_dir = str(prepare())

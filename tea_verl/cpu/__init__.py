@@ -79,6 +79,8 @@ def install() -> None:
     global _installed
     if _installed:
         return
+    if private.too_old("cpu"):  # a verl without the platform registry: one line naming the version
+        private.require("cpu", include_heavy=False)
     _register_platform()  # first: the checks below import verl modules that ask for the platform
     private.check(users=("cpu",))  # the rows in modules light enough to import here
     _patch_process_group_default()

@@ -735,10 +735,11 @@ def plot(res: dict, s: dict, path: str, default_reward: bool) -> None:
 
 
 def run(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") -> int:
-    from tea_verl.launch.common import cpu_env, parse_reward_fn, quiet_verl, run_process
+    from tea_verl.launch.common import cpu_env, parse_reward_fn, quiet_verl, require_cpu_backend, run_process
 
     quiet_verl()
     args = parser(prog).parse_args(argv)
+    require_cpu_backend()
     s = settings(args)
     reward = parse_reward_fn(args.reward_fn) if args.reward_fn else (f"pkg://{MODULE}", "spread_reward")
     default_reward = args.reward_fn is None

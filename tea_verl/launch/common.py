@@ -232,6 +232,16 @@ def last_error(log_path: str) -> str:
     return (lines[-1] if lines else "no output")[:400]
 
 
+def require_cpu_backend() -> None:
+    """A LaunchError with one line naming the verl version and the way around where this verl has no
+    CPU backend (before 0.9.1), before any work starts."""
+    from tea_verl.integrations.verl import private
+
+    line = private.unavailable("cpu", include_heavy=False)
+    if line:
+        raise LaunchError(line)
+
+
 def exit_status(body, tag: str) -> int:
     """Run a command's body (whose cleanup stops Ray and the workers) and map its outcome to the
     exit status: a LaunchError is one ``error:`` line and 2, Ctrl-C is 130."""

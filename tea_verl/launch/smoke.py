@@ -51,6 +51,7 @@ from tea_verl.launch.common import (
     last_error,
     parse_reward_fn,
     read_jsonl,
+    require_cpu_backend,
     run_process,
 )
 
@@ -289,7 +290,9 @@ def _summary(steps: list[dict], checks: list[dict]) -> str:
 def run(argv: list[str] | None = None) -> int:
     ray_tmp = tempfile.mkdtemp(prefix="tea-smoke-ray-")  # Ray's private temp dir, removed on the way out
     try:
-        return _smoke(_parser().parse_args(argv), ray_tmp)
+        args = _parser().parse_args(argv)
+        require_cpu_backend()
+        return _smoke(args, ray_tmp)
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
 

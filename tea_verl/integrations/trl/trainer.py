@@ -38,17 +38,23 @@ from tea_verl.integrations.common import contiguous_groups, grouped_credit
 
 __all__ = ["TeaGRPOConfig", "TeaGRPOTrainer", "TRL_VERSIONS"]
 
-TRL_VERSIONS = (1, 12)
-"""The TRL minor version the adapter is tested against (``trl==1.12.*``, the ``[trl]`` extra);
-others get a warning, and a moved internal fails with a message naming it. Not newer: TRL 1.13
-removed ``trl.experimental.ppo.AutoModelForCausalLMWithValueHead``, which verl 0.9.1's FSDP
-workers import whenever TRL is installed, so a newer TRL in tea-verl's environment stops every
-verl run at the actor's start. The adapter itself also runs on TRL 1.16."""
+TRL_VERSIONS = ((1, 12), (1, 16))
+"""The TRL minor versions the adapter is tested on, oldest and newest (``trl>=1.12``, the ``[trl]``
+extra); a TRL outside them gets a warning, and a moved internal fails with a message naming it.
+TRL 1.13 removed ``AutoModelForCausalLMWithValueHead``, which verl's FSDP workers import whenever TRL
+is installed: that matters only where verl trains, and ``tea-verl preflight`` and
+``tea_verl.main_ppo`` refuse such a TRL there (:func:`tea_verl.integrations.verl.preflight.trl_conflict`);
+the adapter itself runs on both."""
 
-if tuple(int(x) for x in trl.__version__.split(".")[:2]) != TRL_VERSIONS:
-    warnings.warn(f"tea-verl's TRL adapter is tested with trl=={TRL_VERSIONS[0]}.{TRL_VERSIONS[1]}.*, this is "
-                  f"{trl.__version__}; and verl 0.9.1 cannot start its FSDP workers next to trl>=1.13 "
-                  "(pip install 'tea-verl[trl]' installs the tested one)", stacklevel=2)
+
+def _tested() -> str:
+    (a, b), (c, d) = TRL_VERSIONS
+    return f"trl {a}.{b} to {c}.{d}"
+
+
+if not TRL_VERSIONS[0] <= tuple(int(x) for x in trl.__version__.split(".")[:2]) <= TRL_VERSIONS[1]:
+    warnings.warn(f"tea-verl's TRL adapter is tested with {_tested()}, this is {trl.__version__} "
+                  "(pip install 'tea-verl[trl]' installs a tested one)", stacklevel=2)
 
 _HOOKS = ("_generate_and_score_completions", "_calculate_rewards", "_metrics", "_logs")
 
@@ -89,12 +95,12 @@ class TeaGRPOTrainer(GRPOTrainer):
         missing = [name for name in _HOOKS[:2] if not callable(getattr(GRPOTrainer, name, None))]
         if missing:
             raise RuntimeError(f"TRL {trl.__version__} has no GRPOTrainer.{missing[0]}, which tea-verl's adapter "
-                               f"wraps (tested with trl=={TRL_VERSIONS[0]}.{TRL_VERSIONS[1]}.*); install that version")
+                               f"wraps (tested with {_tested()}); install one of those")
         super().__init__(*args_, args=args, **kwargs)
         for name in _HOOKS[2:]:
             if not hasattr(self, name):
                 raise RuntimeError(f"TRL {trl.__version__}'s GRPOTrainer has no {name}, which tea-verl's adapter logs "
-                                   f"into (tested with trl=={TRL_VERSIONS[0]}.{TRL_VERSIONS[1]}.*); install that version")
+                                   f"into (tested with {_tested()}); install one of those")
         self._tea = args.tea_config()
         self._tea_rewards: torch.Tensor | None = None
         self.last_credit: torch.Tensor | None = None  # every process's credit of the latest batch (for tests and callbacks)
@@ -109,7 +115,7 @@ class TeaGRPOTrainer(GRPOTrainer):
         per_func = self._tea_rewards
         if per_func is None:
             raise RuntimeError(f"TRL {trl.__version__}'s GRPOTrainer did not call _calculate_rewards while scoring; "
-                               f"tea-verl's adapter needs it (tested with trl=={TRL_VERSIONS[0]}.{TRL_VERSIONS[1]}.*)")
+                               f"tea-verl's adapter needs it (tested with {_tested()})")
         mode = "train" if self.model.training else "eval"
         group = self.num_generations if mode == "train" else self.num_generations_eval
         unscorable = torch.isnan(per_func).all(dim=1)

@@ -23,7 +23,12 @@ def main(config) -> None:
     from verl.utils.device import auto_set_device
 
     from tea_verl.config import ConfigError
+    from tea_verl.integrations.verl import private
     from tea_verl.integrations.verl.preflight import PreflightError, check
+
+    missing = private.unavailable("validation")
+    if missing:  # an older verl: one line naming the version and verl's own entry point, no traceback
+        raise SystemExit(f"error: {missing}")
     from tea_verl.integrations.verl.validation import TeaTaskRunner
 
     if not config.trainer.get("use_v1", True):

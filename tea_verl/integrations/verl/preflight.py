@@ -167,7 +167,7 @@ def _files(value) -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def trl_conflict() -> str | None:
-    """A TRL that stops verl's FSDP workers at start-up, or None. verl 0.9.1 imports TRL's PPO
+    """A TRL that stops verl's FSDP workers at start-up, or None. verl (0.7.1 to 0.9.1) imports TRL's PPO
     value-head class whenever TRL is installed (``trl.experimental.ppo``, else ``trl``), and TRL 1.13
     removed it from both."""
     import importlib.util
@@ -194,9 +194,12 @@ def trl_conflict() -> str | None:
         return None
     except ImportError:
         pass
-    return (f"trl {found} is installed, and verl 0.9.1's FSDP workers import trl's AutoModelForCausalLMWithValueHead "
+    from tea_verl.integrations.verl.private import verl_version
+
+    return (f"trl {found} is installed, and verl {verl_version()}'s FSDP workers import trl's AutoModelForCausalLMWithValueHead "
             "whenever trl is installed; TRL removed it in 1.13, so every worker would fail at start-up. Install "
-            "trl<1.13 (pip install 'tea-verl[trl]') or uninstall trl in this environment")
+            "trl<1.13 where verl trains (pip install 'trl>=1.12,<1.13'), or uninstall trl there; the TRL adapter itself "
+            "runs on TRL 1.12 to 1.16")
 
 
 def check(cfg) -> list[Problem]:
@@ -207,6 +210,10 @@ def check(cfg) -> list[Problem]:
     from tea_verl.config import BestOfNConfig, ConfigError, TeaConfig
 
     problems: list[Problem] = []
+    from tea_verl.integrations.verl import plugin
+
+    if str(_sel(cfg, "reward.reward_manager.name", "")) == "best_of_n" and plugin.MANAGER_UNAVAILABLE:
+        problems.append(Problem("reward.reward_manager.name", f"best_of_n: {plugin.MANAGER_UNAVAILABLE}"))
     est = str(_sel(cfg, "algorithm.adv_estimator", ""))
     builtin = {"gae", "grpo"}  # compute_advantage's own branches
     if est not in ADV_ESTIMATOR_REGISTRY and est not in builtin:

@@ -150,7 +150,7 @@ def _task_runner_class():
 
     from tea_verl.integrations.verl import private
 
-    private.check(include_heavy=True, users=("validation",))  # what this module overrides and subclasses
+    private.require("validation")  # what this module overrides and subclasses
 
     base = TaskRunnerV1.__ray_actor_class__
 
