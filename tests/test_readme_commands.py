@@ -68,6 +68,7 @@ EXPECTED = {
     "tea-verl demo --lm --quick": ("skip", "about 4 minutes; tests/test_lm.py runs the same experiment code with 2 estimators x 2 steps"),
     "tea-verl demo --lm --help": ("run", 0, "--reward-fn"),
     "tea-verl smoke": ("ci", "tests/test_cpu_trainer.py runs it (test_smoke_default_trains_tea_end_to_end)"),
+    "tea-verl smoke --reward-model --steps 1": ("ci", "tests/test_reward_model_route.py runs it (with a rollout dump directory)"),
     "tea-verl smoke algorithm.adv_estimator=grpo": ("ci", "tests/test_cpu_trainer.py runs it (test_smoke_grpo_runs_and_only_estimator_keys_differ)"),
     "tea-verl smoke --recipe recipes/config/prefix_tea.yaml --steps 2 --ranks 2": ("ci", "tests/test_cpu_trainer.py runs it (test_smoke_recipe_prefix_tea_on_two_ranks)"),
     "tea-verl diagnose $OUT/val --m 8 --N 64": ("run", 0, "recommendation: algorithm.adv_estimator="),

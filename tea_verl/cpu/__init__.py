@@ -15,7 +15,8 @@ calls :func:`install`, which
    not at every ``import verl``), and makes their CPU offload policy for forward-only models (the
    reference policy of a KL loss) unpinned, since pinned memory needs an accelerator;
 4. registers the ``hf_cpu`` rollout (:mod:`tea_verl.cpu.rollout`) in verl's rollout and
-   replica registries.
+   replica registries, and, under the name ``vllm``, the reward model's replica
+   (:mod:`tea_verl.cpu.reward_server`: a Hugging Face classifier behind vLLM's ``/classify``).
 
 The launch must also say ``trainer.device=cpu``, ``actor_rollout_ref.rollout.name=hf_cpu``,
 ``strategy=fsdp2`` for actor and ref (FSDP1 refuses CPU parameters), an attention that is not
@@ -38,6 +39,9 @@ from tea_verl.integrations.verl import private
 
 PLATFORM_NAME = "cpu"
 ROLLOUT_NAME = "hf_cpu"
+REWARD_MODEL_ROLLOUT = "vllm"
+"""The reward model's rollout name a recipe uses; on the CPU backend it starts
+:class:`tea_verl.cpu.reward_server.HFRewardReplica` (a Hugging Face classifier behind ``/classify``)."""
 
 ENGINE_MODULE = "verl.workers.engine.fsdp.transformer_impl"
 
@@ -162,6 +166,15 @@ def _register_rollout() -> None:
         return HFReplica
 
     RolloutReplicaRegistry.register(ROLLOUT_NAME, _load)
+
+    def _load_reward_model():
+        from tea_verl.cpu.reward_server import HFRewardReplica
+
+        return HFRewardReplica
+
+    # vLLM does not run on a CPU: its name serves the reward model here, so a recipe's
+    # reward.reward_model.rollout.name=vllm runs unchanged (the policy's rollout is hf_cpu)
+    RolloutReplicaRegistry.register(REWARD_MODEL_ROLLOUT, _load_reward_model)
 
 
 install()

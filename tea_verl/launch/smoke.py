@@ -79,6 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config-path", default=None, help="Hydra config directory (default: tea-verl's)")
     p.add_argument("--recipe", default=None, help="a recipe YAML, e.g. recipes/config/tea.yaml (sets both of the above)")
     p.add_argument("--reward-fn", default=None, help="path.py:function, a verl custom reward function (default: a built-in rule-based one)")
+    p.add_argument("--reward-model", action="store_true",
+                   help="score training with a reward model served through verl's reward loop (the paper's route: a tiny "
+                        "config-built classifier behind /classify, reached through reward_model_via_best_of_n), and "
+                        "validation's gold with the reward function")
     p.add_argument("--steps", type=int, default=3, help="training steps, each followed by validation (default 3)")
     p.add_argument("--ranks", type=int, default=1, help="FSDP2 ranks over gloo, one rollout replica each (default 1)")
     p.add_argument("--out", default="smoke_out", help="output directory (default smoke_out/)")
@@ -166,6 +170,34 @@ def smoke_overrides(out: str, assets: str, reward: tuple[str, str], steps: int, 
     }
 
 
+def reward_model_overrides(assets: str, gold: tuple[str, str]) -> dict[str, object]:
+    """The keys of the reward-model route (``--reward-model``): the tiny classifier in
+    ``ASSETS/reward_model`` served under verl's ``vllm`` name (:mod:`tea_verl.cpu.reward_server`),
+    colocated, behind verl's router; the ``best_of_n`` manager reached through
+    ``reward_model_via_best_of_n`` scores with it (proxy) and with the reward function (gold)."""
+    return {
+        "reward.reward_model.enable": True,
+        # on a pool of its own, so verl's reward loop runs beside the rollout and carries the
+        # manager's extra scores (selection score, gold) into validation; colocated, verl 0.9.1
+        # hands the manager only the chat and keeps only the summed score (docs/validation.md)
+        "reward.reward_model.enable_resource_pool": True,
+        "reward.reward_model.n_gpus_per_node": 1,
+        "reward.reward_model.nnodes": 1,
+        "reward.reward_model.model_path": os.path.join(assets, "reward_model"),
+        "reward.reward_model.rollout.name": "vllm",
+        "reward.reward_model.rollout.tensor_model_parallel_size": 1,
+        "reward.reward_model.rollout.data_parallel_size": 1,
+        "reward.reward_model.rollout.pipeline_model_parallel_size": 1,
+        "reward.reward_model.rollout.free_cache_engine": False,
+        "reward.custom_reward_function.path": "pkg://tea_verl.rewards",
+        "reward.custom_reward_function.name": "reward_model_via_best_of_n",
+        "reward.best_of_n.proxy": "reward_model",
+        "reward.best_of_n.gold": "function",
+        "reward.best_of_n.gold_function_path": gold[0],
+        "reward.best_of_n.gold_function_name": gold[1],
+    }
+
+
 def fill_ins(cfg) -> dict[str, object]:
     """Values for the keys a bare config leaves unusable (``tea_trainer`` has rollout.n = 1, no N,
     greedy validation): m = 8, N = 64 (``bon``: N = m), validation n = max(N, 16) sampled at
@@ -209,9 +241,10 @@ def _replaced(cfg, overrides: dict[str, object]) -> dict[str, tuple[object, obje
     return out
 
 
-def build_assets(assets: str) -> None:
-    """The smoke run's tiny model and tokenizer (``ASSETS/model``) and its prompts
-    (``ASSETS/train.parquet``: 4, ``ASSETS/val.parquet``: 4)."""
+def build_assets(assets: str, reward_model: bool = False) -> None:
+    """The smoke run's tiny model and tokenizer (``ASSETS/model``), its prompts
+    (``ASSETS/train.parquet``: 4, ``ASSETS/val.parquet``: 4) and, with ``reward_model``, a tiny
+    classifier (``ASSETS/reward_model``)."""
     from transformers.utils import logging as hf_logging
 
     from tea_verl.launch.tiny import PROMPTS, build_causal_lm, build_tokenizer, write_prompts
@@ -221,6 +254,10 @@ def build_assets(assets: str) -> None:
     build_causal_lm(tok, os.path.join(assets, "model"))
     write_prompts(os.path.join(assets, "train.parquet"), PROMPTS[:TRAIN_PROMPTS], split="train")
     write_prompts(os.path.join(assets, "val.parquet"), PROMPTS[TRAIN_PROMPTS:], split="test")
+    if reward_model:
+        from tea_verl.launch.tiny import build_reward_model
+
+        build_reward_model(tok, os.path.join(assets, "reward_model"))
 
 
 def _num(text: str):
@@ -312,6 +349,9 @@ def _smoke(args, ray_tmp: str) -> int:
     filled = fill_ins(user_cfg)
     m = int(filled.get("actor_rollout_ref.rollout.n", user_cfg.actor_rollout_ref.rollout.n))
     overrides = {**filled, **smoke_overrides(out, assets, reward, args.steps, args.ranks, ray_tmp, batch, m)}
+    if args.reward_model:
+        overrides.update(reward_model_overrides(assets, reward))
+        overrides["ray_kwargs.ray_init.num_gpus"] = args.ranks + 1  # one logical GPU for the reward model's pool
     replaced = _replaced(user_cfg, overrides)
     hydra_overrides = list(args.overrides) + [f"++{k}={hydra_value(v)}" for k, v in overrides.items()]
     cfg = compose_or_fail(config_dir, config_name, hydra_overrides)
@@ -320,7 +360,7 @@ def _smoke(args, ray_tmp: str) -> int:
 
     from tea_verl.integrations.verl.preflight import check
 
-    build_assets(assets)  # seconds; before the checks, which look for the data files
+    build_assets(assets, reward_model=args.reward_model)  # seconds; before the checks, which look for the data files
     problems = check(cfg)
     if problems:
         raise SmokeError("the config would fail in verl:\n" + "\n".join(f"  - {p}" for p in problems))
@@ -339,7 +379,11 @@ def _smoke(args, ray_tmp: str) -> int:
     for p in (metrics_path, weight_path):
         if os.path.exists(p):
             os.remove(p)
-    env = cpu_env(VERL_FILE_LOGGER_PATH=metrics_path, TEA_CPU_WEIGHT_LOG=weight_path)
+    reward_log = os.path.join(out, "reward_model.jsonl")
+    if os.path.exists(reward_log):
+        os.remove(reward_log)
+    env = cpu_env(VERL_FILE_LOGGER_PATH=metrics_path, TEA_CPU_WEIGHT_LOG=weight_path,
+                  **({"TEA_CPU_REWARD_LOG": reward_log} if args.reward_model else {}))
     cmd = [sys.executable, "-m", "tea_verl.main_ppo", f"--config-path={config_dir}", f"--config-name={config_name}",
            f"hydra.run.dir={os.path.join(out, 'hydra')}", *hydra_overrides]
     log_path = os.path.join(out, "smoke.log")
@@ -366,7 +410,7 @@ def _smoke(args, ray_tmp: str) -> int:
         "wall_s": round(time.time() - started, 1),
         "config": {"config_path": config_dir, "config_name": config_name, "overrides": list(args.overrides),
                    "adv_estimator": est, "rollout_n": m, "N": OmegaConf.select(cfg, "algorithm.tea.N"),
-                   "reward_fn": f"{reward[0]}:{reward[1]}", "ranks": args.ranks},
+                   "reward_fn": f"{reward[0]}:{reward[1]}", "ranks": args.ranks, "reward_model": args.reward_model},
         "replaced": {k: {"was": v[0], "now": v[1]} for k, v in replaced.items()},
         "checks": checks,
         "weight_sync": weight_log,

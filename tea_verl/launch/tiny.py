@@ -103,6 +103,22 @@ def build_causal_lm(tokenizer, path: str | None = None, seed: int = 0, hidden: i
     return model
 
 
+def build_reward_model(tokenizer, path: str, seed: int = 1, hidden: int = 32, layers: int = 2):
+    """A config-built ``LlamaForSequenceClassification`` (one score per text), seeded, saved with the
+    tokenizer to ``path``: the reward model of ``tea-verl smoke --reward-model``."""
+    import torch
+    from transformers import LlamaForSequenceClassification
+
+    cfg = llama_config(tokenizer, hidden, layers, num_labels=1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForSequenceClassification(cfg).eval()
+    os.makedirs(path, exist_ok=True)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return model
+
+
 def write_prompts(path: str, prompts=PROMPTS, data_source: str = "tea_smoke", split: str = "train") -> str:
     """Write verl RL parquet rows for ``prompts`` to ``path``; returns the path."""
     import pandas as pd

@@ -72,6 +72,9 @@ NAMES: tuple[PrivateName, ...] = (
     PrivateName("verl.plugin.platform.platform_manager", "PlatformRegistry", "platform registry (no public import path)", "cpu"),
     PrivateName("verl.workers.rollout.base", "_ROLLOUT_REGISTRY", "maps (rollout name, mode) to the in-worker rollout class", "cpu"),
     PrivateName("verl.workers.rollout.replica", "RolloutReplicaRegistry", "rollout replica registry", "cpu"),
+    PrivateName("verl.workers.rollout.replica", "RolloutReplica.init_colocated", "overridden: the CPU reward model starts "
+                "its server without a worker group", "cpu", params=("resource_pool",)),
+    PrivateName("verl.workers.rollout.replica", "RolloutMode", "the replica's mode, set by the CPU reward model", "cpu"),
     PrivateName("verl.utils.distributed", "initialize_global_process_group_ray", "rebound: its backend default is wrong on the CPU", "cpu"),
     PrivateName("verl.workers.engine_workers", "initialize_global_process_group_ray", "imported by name there, so rebound there too",
                 "cpu", True),
