@@ -601,7 +601,8 @@ def section_isotonic(m: int = 8, n: int = 64):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sections", default="basis,plugin,weights,mixture,discrete,monotone",
-                    help="comma list; prefix_variants (about 2 minutes), bulk (about 12 minutes), isotonic (about 2 minutes) and attractor (about 15 seconds) run only when named")
+                    help="comma list; prefix_variants (about 2 minutes), bulk (about 12 minutes), isotonic (about 2 minutes) "
+                         "and attractor (about 15 seconds) run only when named")
     args = ap.parse_args(argv)
     for s in args.sections.split(","):
         {"basis": section_basis, "plugin": section_plugin, "weights": section_weights,

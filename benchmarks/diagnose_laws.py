@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from benchmarks.common import ALL_LAWS
-from tea_verl.metrics.diagnose import diagnose
 from tea_verl.estimators import fit_tail_shape
+from tea_verl.metrics.diagnose import diagnose
 from tea_verl.metrics.quality import measure
 from tea_verl.metrics.samples import Samples
 

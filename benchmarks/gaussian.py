@@ -25,8 +25,7 @@ import numpy as np
 import torch
 
 from tea_verl.config import TeaConfig
-from tea_verl.estimators import best_of_n_credit
-from tea_verl.estimators import gaussian as G
+from tea_verl.estimators import best_of_n_credit, gaussian as G
 from tea_verl.estimators.table import GAUSSIAN, TAIL
 
 ALPHA, N = 0.25, 128

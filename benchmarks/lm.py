@@ -163,8 +163,8 @@ def policy_alignment(argv) -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tea_verl.experiments import lm
-    from tea_verl.launch.common import quiet_verl
     from tea_verl.experiments.bandit import advantages_via_verl, resolve_algorithm
+    from tea_verl.launch.common import quiet_verl
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.lm --policy-alignment")
     ap.add_argument("--policy-alignment", action="store_true")

@@ -29,8 +29,7 @@ CONFIG = os.path.join(ROOT, "recipes", "config")
 
 
 def compose(preset: str):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from hydra import compose as hydra_compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=CONFIG, version_base=None):
         return hydra_compose("tea", overrides=[f"preset={preset}"])
@@ -67,7 +66,8 @@ def main(argv=None) -> int:
                   f"{budget:>5.1f} G {seqs:>5}")
         sel = lambda k: OmegaConf.select(cfg, k)  # noqa: E731
         nodes, gpus = sel("trainer.nnodes"), sel("trainer.n_gpus_per_node")
-        batch, m, val_n, big_n = sel("data.train_batch_size"), sel("actor_rollout_ref.rollout.n"), sel("actor_rollout_ref.rollout.val_kwargs.n"), sel("algorithm.tea.N")
+        batch, m = sel("data.train_batch_size"), sel("actor_rollout_ref.rollout.n")
+        val_n, big_n = sel("actor_rollout_ref.rollout.val_kwargs.n"), sel("algorithm.tea.N")
         lora = sel("actor_rollout_ref.model.lora_rank") or 0
         work.append((name, nodes, gpus, m, big_n, batch, lora, val_n))
     print()

@@ -144,10 +144,9 @@ def write_data(assets: str, model_dir: str, s: dict) -> None:
 
 
 def run_overrides(est: str, seed: int, s: dict, out: str, assets: str, model_dir: str, ray_tmp: str) -> dict:
+    from benchmarks import real_lm_task as task
     from tea_verl.estimators.table import comparison_method
     from tea_verl.launch.smoke import smoke_overrides
-
-    from benchmarks import real_lm_task as task
 
     row = comparison_method(est)
     rollouts = row.group_size(s["m"], s["N"])

@@ -20,7 +20,7 @@ import hashlib
 import json
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def _fraction_hit(text: str, fraction: float) -> bool:
@@ -116,7 +116,7 @@ class ScoringServer:
         self._thread = None
         self._runner = None
 
-    def __enter__(self) -> "ScoringServer":
+    def __enter__(self) -> ScoringServer:
         from aiohttp import web
 
         ready = threading.Event()

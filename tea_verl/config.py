@@ -10,9 +10,10 @@ which a test checks. docs/configuration.md documents them.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import SimpleNamespace
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["TeaConfig", "TEA_DEFAULTS", "BestOfNConfig", "ConfigError"]
 
@@ -188,7 +189,7 @@ class TeaConfig:
             )
 
     @classmethod
-    def from_algorithm(cls, algorithm: Any) -> "TeaConfig":
+    def from_algorithm(cls, algorithm: Any) -> TeaConfig:
         """Read ``tea`` from verl's ``algorithm`` node (OmegaConf DictConfig, dict or None)."""
         node = None if algorithm is None else _get(algorithm, "tea")
         if node is None:
@@ -339,7 +340,7 @@ class BestOfNConfig:
         return None if self.shape == "fit" else float(self.shape)
 
     @classmethod
-    def from_config(cls, config: Any) -> "BestOfNConfig":
+    def from_config(cls, config: Any) -> BestOfNConfig:
         """Read ``reward.best_of_n`` from the full trainer config (absent node: all defaults)."""
         reward = None if config is None else _get(config, "reward")
         node = None if reward is None else _get(reward, "best_of_n")

@@ -11,12 +11,11 @@ import asyncio
 import textwrap
 
 import pytest
-
 import verl  # noqa: F401 - loads the tea-verl plugin (registrations)
+
+from benchmarks.common import compose_tea_trainer as compose, rm_best_of_n_overrides
 from benchmarks.servers import ScoringServer
 from benchmarks.tiny import build_reward_model, build_tokenizer, model_score_fn, rollout_batch
-from benchmarks.common import compose_tea_trainer as compose
-from benchmarks.common import rm_best_of_n_overrides
 from tea_verl.config import ConfigError
 from tea_verl.integrations.verl.reward_manager import BestOfNRewardManager, ScoringError
 
@@ -193,7 +192,8 @@ def test_requests_in_flight_stay_within_the_bound(tok, tok_dir, rm_score):
 
 def test_reward_function_proxy_without_a_reward_model(tmp_path, tok, tok_dir):
     fn = tmp_path / "length_reward.py"
-    fn.write_text("def compute_score(data_source, solution_str, ground_truth, extra_info=None):\n    return {'score': float(len(solution_str)), 'chars': len(solution_str)}\n")
+    fn.write_text("def compute_score(data_source, solution_str, ground_truth, extra_info=None):\n"
+                  "    return {'score': float(len(solution_str)), 'chars': len(solution_str)}\n")
     from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
 
     cfg = compose(

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from tea_verl.metrics.curves import prompt_curves
 from tea_verl.cli import main as cli
+from tea_verl.metrics.curves import prompt_curves
 from tea_verl.metrics.report import analyse, format_report
 from tea_verl.metrics.samples import ReportError, read_samples
 

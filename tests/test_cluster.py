@@ -12,11 +12,13 @@ import subprocess
 import sys
 
 import pytest
+import verl  # noqa: F401 - the plugin registers the estimators and the best_of_n manager
 from omegaconf import OmegaConf
 
-import verl  # noqa: F401 - the plugin registers the estimators and the best_of_n manager
 from tea_verl.integrations.verl import memory
 from tea_verl.integrations.verl.preflight import advice, check
+
+pytestmark = pytest.mark.slow  # starts Ray, trains or runs subprocesses: pytest -m 'not slow' leaves it out
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE_CONFIG = os.path.join(ROOT, "recipes", "config")

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tea_verl.launch import tiny
 from tea_verl.cpu.rollout import HFRolloutServer
+from tea_verl.launch import tiny
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ import pytest
 
 from tea_verl.launch.common import processes_with as _processes_with  # the processes naming a private Ray temp dir
 
+pytestmark = pytest.mark.slow  # starts Ray, trains or runs subprocesses: pytest -m 'not slow' leaves it out
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 import verl  # noqa: F401 - the plugin registers the estimators
+
 from benchmarks.common import LAWS
-from tea_verl.metrics.diagnose import DiagnoseError, diagnose, format_diagnosis, rule_of_thumb
 from tea_verl.estimators import fit_tail_shape
+from tea_verl.metrics.diagnose import DiagnoseError, diagnose, format_diagnosis, rule_of_thumb
 from tea_verl.metrics.quality import call_registered, measure
 from tea_verl.metrics.samples import Samples
 

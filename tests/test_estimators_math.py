@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from tea_verl.config import TeaConfig
 from tea_verl import estimators as E
+from tea_verl.config import TeaConfig
 from tea_verl.estimators import best_of_n_credit
 from tea_verl.estimators.gev import constraints
 

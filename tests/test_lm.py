@@ -15,6 +15,8 @@ import pytest
 
 from tea_verl.experiments import lm
 
+pytestmark = pytest.mark.slow  # starts Ray, trains or runs subprocesses: pytest -m 'not slow' leaves it out
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

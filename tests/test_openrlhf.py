@@ -21,6 +21,8 @@ import torch
 from tea_verl.config import TeaConfig
 from tea_verl.estimators import ESTIMATORS, best_of_n_credit
 
+pytestmark = pytest.mark.slow  # starts Ray, trains or runs subprocesses: pytest -m 'not slow' leaves it out
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STUBS = os.path.join(ROOT, "tests", "fixtures", "gpu_stubs")
 M_PER_PROMPT, PROMPTS, LENGTH = 8, 6, 5

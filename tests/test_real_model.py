@@ -10,8 +10,9 @@ import shutil
 
 import pytest
 import torch
-
 from test_cpu_trainer import _load, smoke  # tests/ is on sys.path (pytest prepends it)
+
+pytestmark = pytest.mark.slow  # starts Ray, trains or runs subprocesses: pytest -m 'not slow' leaves it out
 
 pytest.importorskip("gguf", reason="the real model needs gguf (pip install gguf; scripts/setup.sh installs it)")
 

@@ -14,8 +14,9 @@ import json
 
 import pytest
 import torch
-
 from test_cpu_trainer import _load, smoke  # tests/ is on sys.path (pytest prepends it)
+
+pytestmark = pytest.mark.slow  # starts Ray, trains or runs subprocesses: pytest -m 'not slow' leaves it out
 
 
 @pytest.fixture(scope="module")

@@ -24,14 +24,14 @@ import torch
 
 from benchmarks.common import LAWS
 from benchmarks.quality import measure
-from tea_verl.config import TeaConfig
 from tea_verl import estimators as E
+from tea_verl.config import TeaConfig
 
 BUDGETS = [(4, 32), (8, 64), (16, 256)]
 GROUPS = 512
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def exact_curve(law: str, kmax: int) -> tuple[np.ndarray, float]:
     d = LAWS[law]
     return np.array([d.best_of(k) for k in range(1, kmax + 1)]), d.best_of(1)

@@ -13,10 +13,12 @@ import math
 
 import pytest
 import torch
-
 import verl  # noqa: F401 - the plugin registers the estimators in verl's registry
+
 from tea_verl.estimators import ESTIMATORS, GEV
 from tea_verl.launch.tiny import PROMPTS, build_causal_lm, build_tokenizer, lexicon_reward
+
+pytestmark = pytest.mark.slow  # starts Ray, trains or runs subprocesses: pytest -m 'not slow' leaves it out
 
 trl = pytest.importorskip("trl", reason="trl is a test dependency (pyproject.toml [test])")
 from tea_verl.integrations.trl import TeaGRPOConfig, TeaGRPOTrainer  # noqa: E402
@@ -144,9 +146,9 @@ def test_preflight_names_a_trl_that_stops_verls_workers(tmp_path):
     import subprocess
     import sys
 
-    from tea_verl.integrations.verl.preflight import trl_conflict
-
     import trl
+
+    from tea_verl.integrations.verl.preflight import trl_conflict
 
     # TRL 1.12 (this environment's) keeps the class verl imports; 1.13 and later (the suite's second run) do not
     keeps = tuple(int(x) for x in trl.__version__.split(".")[:2]) < (1, 13)

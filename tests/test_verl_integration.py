@@ -11,14 +11,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
-
 import verl  # noqa: F401  (loads the tea-verl entry point, as every verl process does)
+from omegaconf import OmegaConf
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimator_fn
 
 from tea_verl.config import TeaConfig
-from tea_verl.integrations.verl import advantage as glue
 from tea_verl.estimators import best_of_n_credit
+from tea_verl.integrations.verl import advantage as glue
 
 
 def algo(n=64, norm=True, **tea):
@@ -336,9 +335,8 @@ def test_discrete_rewards_fall_back_to_bon_with_one_warning_per_run(kind, caplog
 
 
 def test_step_metrics_are_named_under_tea_and_finite_on_a_continuous_batch():
-    from verl.trainer.ppo.ray_trainer import compute_advantage
-
     from verl import DataProto
+    from verl.trainer.ppo.ray_trainer import compute_advantage
 
     rewards, mask, uids, _ = batch(groups=16, m=8)
     data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask}, non_tensors={"uid": uids})

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # starts Ray, trains or runs subprocesses: pytest -m 'not slow' leaves it out
+
 ROOT = Path(__file__).resolve().parent.parent
 VERSIONS = ROOT / ".venv" / "versions"
 OLD_VERL = ("0.7.1", "0.8.0")

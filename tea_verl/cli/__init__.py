@@ -50,9 +50,11 @@ def _main(argv: list[str] | None = None) -> int:
     sub.add_parser("config-dir", help="print the directory of tea_trainer.yaml (for --config-path)")
     # every demo option (--quick, --m, --N, --steps, ...) belongs to tea_verl.experiments.bandit (with
     # --lm: tea_verl.experiments.lm); forward them all, --help included
-    sub.add_parser("demo", add_help=False, help="the mismatch bandit on CPU: every estimator vs the N-rollout oracle, with a plot; --lm: a tiny LM through verl's trainer")
+    sub.add_parser("demo", add_help=False,
+                   help="the mismatch bandit on CPU: every estimator vs the N-rollout oracle, with a plot; --lm: a tiny LM through verl's trainer")
     sub.add_parser("smoke", add_help=False, help="a real verl launch on the CPU with a tiny model, a few steps: check a config before GPU hours")
-    sub.add_parser("openrlhf", add_help=False, help="OpenRLHF's PPO trainer (train_ppo_ray) with the best-of-N estimators: --algo.advantage.estimator tea --tea.N 64 ...")
+    sub.add_parser("openrlhf", add_help=False,
+                   help="OpenRLHF's PPO trainer (train_ppo_ray) with the best-of-N estimators: --algo.advantage.estimator tea --tea.N 64 ...")
     dg = sub.add_parser(
         "diagnose",
         help="is your reward tail in the regime the estimators assume? which estimator and settings to use",
@@ -63,7 +65,8 @@ def _main(argv: list[str] | None = None) -> int:
     _add_input_args(dg)
     dg.add_argument("--m", type=int, required=True, help="rollouts per prompt in training (actor_rollout_ref.rollout.n)")
     dg.add_argument("--N", type=int, required=True, help="deployment best-of-N (algorithm.tea.N)")
-    dg.add_argument("--batch-prompts", type=int, default=128, help="prompts per training batch (data.train_batch_size; default 128), for the predicted fallback rate")
+    dg.add_argument("--batch-prompts", type=int, default=128,
+                    help="prompts per training batch (data.train_batch_size; default 128), for the predicted fallback rate")
     dg.add_argument("--min-samples", type=int, default=8, help="least samples per prompt to use it (default 8)")
     dg.add_argument("--draws", type=int, default=100_000, help="rewards per SVR/rho evaluation (default 100000)")
     dg.add_argument("--seed", type=int, default=0)

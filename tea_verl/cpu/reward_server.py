@@ -31,7 +31,6 @@ import threading
 
 import ray
 import torch
-
 from verl.workers.rollout.replica import RolloutMode, RolloutReplica
 
 CLASSIFY = "classify"

@@ -274,7 +274,8 @@ def parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--max-response-length", type=int, default=1 + FREE_LEN,
                    help=f"response cap in tokens (default {1 + FREE_LEN}: an answer's seven words, no end token needed; "
                    "10 runs the earlier task, where a valid answer must end after its seventh word)")
-    p.add_argument("--reward-fn", default=None, help="path.py:function, a verl custom reward function (default: the task's own, tea_verl.experiments.lm.spread_reward)")
+    p.add_argument("--reward-fn", default=None,
+                   help="path.py:function, a verl custom reward function (default: the task's own, tea_verl.experiments.lm.spread_reward)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="a Hydra override of tea_trainer applied to every run, e.g. algorithm.tea.alpha=0.4 "
                    "(repeatable; keys the experiment sets per run are refused: use its flags)")
@@ -409,9 +410,9 @@ def compose_runs(s: dict, out: str, reward: tuple[str, str], ray_tmp: str) -> li
 def _child(plan_path: str) -> int:
     """Run every planned run in one Ray session (``python -m tea_verl.experiments.lm --child PLAN``)."""
     import ray
+    from omegaconf import OmegaConf
     from ray import PlacementGroupID
     from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
-    from omegaconf import OmegaConf
     from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
     from verl.utils.device import auto_set_device
 

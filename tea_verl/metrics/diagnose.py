@@ -121,7 +121,8 @@ class Diagnosis:
             "top_tie_rate": self.top_tie_rate, "batch_prompts": self.batch_prompts,
             "group_tie_rate": self.group_tie_rate, "fallback_groups_per_batch": self.fallback_groups_per_batch,
             "discrete_batch_rate": self.discrete_batch_rate, "failure_value": self.failure_value,
-            "failure_share": self.failure_share, "failure_below_share": self.failure_below_share, "rare_penalty": self.rare_penalty, "rare_penalty_share": self.rare_penalty_share,
+            "failure_share": self.failure_share, "failure_below_share": self.failure_below_share,
+            "rare_penalty": self.rare_penalty, "rare_penalty_share": self.rare_penalty_share,
             "shape_at_bound": self.shape_at_bound, "xi": self.xi, "xi_ci95": self.xi_ci, "shape_sign": self.shape_sign,
             "law_r2": self.law_r2, "extrapolation_check": self.extrapolation,
             "reference_bon_at_m": cand(self.reference), "candidates": [cand(c) for c in self.candidates],
@@ -145,7 +146,7 @@ def rare_penalty(scores: np.ndarray) -> float | None:
     return float(low) if rest.min() - low > q3 - q1 > 0 else None
 
 
-def _failure_advice(d: "Diagnosis") -> list[str]:
+def _failure_advice(d: Diagnosis) -> list[str]:
     """The failure-penalty lines of the report: the atom (or a penalty too rare to be one), how many
     a training batch holds against the atom test's minimum, and what to set."""
     from tea_verl.estimators.failures import ATOM_MIN_COUNT, ATOM_MIN_SHARE
@@ -245,7 +246,6 @@ def diagnose(
     import torch
 
     from tea_verl.estimators import fit_tail_shape, phi
-
     from tea_verl.estimators.failures import bottom_atom
 
     check_arguments(m, N, min_samples, batch_prompts)

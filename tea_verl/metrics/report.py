@@ -153,7 +153,8 @@ def _extrapolation_caveats(fit: ScalingLawFit, k_fit: int, scores: np.ndarray, n
             fit.extrapolated_se.pop(n, None)  # the bootstrap spread of an overshooting law says nothing here
         notes.append(
             f"warning: the scores take only {levels.size} distinct values: discrete rewards have no continuous tail, so the "
-            f"law's extrapolations are not meaningful" + (f"; those above the top level {top:g} are capped at it ({', '.join(map(str, capped))})" if capped else "")
+            f"law's extrapolations are not meaningful"
+            + (f"; those above the top level {top:g} are capped at it ({', '.join(map(str, capped))})" if capped else "")
         )
     return "\n".join(notes)
 

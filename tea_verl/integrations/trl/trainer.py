@@ -23,10 +23,9 @@ is refused: best-of-N selection ranks completions by one score.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
-
-import warnings
 
 import torch
 import trl

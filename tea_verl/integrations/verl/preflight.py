@@ -49,7 +49,7 @@ class Problem:
 class PreflightError(ValueError):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
-        super().__init__("preflight found %d problem(s):\n" % len(problems) + "\n".join(f"  - {p}" for p in problems))
+        super().__init__(f"preflight found {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 def advice(cfg) -> list[str]:
@@ -116,8 +116,7 @@ def compose(config_dir: str, config_name: str, overrides=()):
     Hydra's message and the fix, never a traceback of Hydra's internals."""
     import os
 
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from hydra import compose as hydra_compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -273,7 +272,8 @@ def check(cfg) -> list[Problem]:
     rm_path = _sel(cfg, "reward.reward_model.model_path")
     fn_path = _sel(cfg, "reward.custom_reward_function.path")
     if rm_on and not rm_path:
-        problems.append(Problem("reward.reward_model.model_path", "reward.reward_model.enable=true but no model_path: set the reward model (e.g. Skywork/Skywork-Reward-V2-Qwen3-1.7B)"))
+        problems.append(Problem("reward.reward_model.model_path",
+                                "reward.reward_model.enable=true but no model_path: set the reward model (e.g. Skywork/Skywork-Reward-V2-Qwen3-1.7B)"))
     if rm_on and _is_missing(cfg, "reward.reward_model.rollout.name"):
         problems.append(Problem("reward.reward_model.rollout.name", "the reward model's serving engine is unset: set vllm (or sglang)"))
     if not rm_on and not fn_path:
