@@ -110,6 +110,9 @@ FEATURES: dict[str, Feature] = {
 }
 """What tea-verl offers that needs verl names, keyed as :func:`unavailable` takes them."""
 
+_NOT_INSTALLED = "which is not installed: pip install"
+"""In a problem line: a package verl needs is missing (not a moved verl name)."""
+
 # packages verl imports without declaring them, by import name: the name pip installs
 _PIP_NAMES = {"transfer_queue": "TransferQueue", "cachetools": "cachetools", "uvicorn": "uvicorn", "fastapi": "fastapi"}
 
@@ -142,8 +145,8 @@ def _problem(row: PrivateName) -> str | None:
     except ImportError as exc:
         package = _missing_package(exc)
         if package:
-            return (f"{row.module} (cannot import: it needs the package {package!r}, which is not installed: "
-                    f"pip install {package}; used by {row.user} for: {row.why})")
+            return (f"{row.module} (cannot import: it needs the package {package!r}, {_NOT_INSTALLED} {package}; "
+                    f"used by {row.user} for: {row.why})")
         return f"{row.module} (cannot import: {exc}; used by {row.user} for: {row.why})"
     for part in row.name.split("."):
         if not hasattr(obj, part):
@@ -183,7 +186,7 @@ def check(include_heavy: bool = False, users: tuple[str, ...] | None = None) -> 
 
 
 def _moved_message(problems: list[str]) -> str:
-    if all("which is not installed: pip install" in p for p in problems):
+    if all(_NOT_INSTALLED in p for p in problems):
         return "tea-verl needs packages that verl imports but does not install: " + "; ".join(problems)
     return (f"tea-verl relies on verl names that verl {verl_version()} no longer has: " + "; ".join(problems)
             + f". tea-verl supports verl{SUPPORTED_VERL}, checked on 0.7.1, 0.8.0 and 0.9.1: install one of those "
@@ -209,7 +212,7 @@ def _status(feature: str, include_heavy: bool) -> tuple[str, type[PrivateNameMov
     problems = missing(include_heavy, f.users)
     if not problems:
         return None
-    if _older_than(f.since) and not all("which is not installed" in p for p in problems):
+    if _older_than(f.since) and not all(_NOT_INSTALLED in p for p in problems):
         return (f"verl {verl_version()} has no {f.title}: it needs verl>={f.since}. Instead: {f.instead} "
                 f"(or pip install 'verl>={f.since}')."), FeatureUnavailable
     return _moved_message(problems), PrivateNameMoved
