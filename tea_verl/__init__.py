@@ -22,3 +22,6 @@ __version__ = "0.1.0"
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "conf")
 """Directory holding ``tea_trainer.yaml`` (pass it to verl as ``--config-path``)."""
+
+VERL_PACKAGES = ("verl", "hydra", "omegaconf", "ray", "tensordict")
+"""verl and the packages it brings: a missing one means the [verl] extra is not installed."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tea_verl import CONFIG_DIR, __version__
+from tea_verl import CONFIG_DIR, VERL_PACKAGES, __version__
 from tea_verl.launch.common import quiet_verl
 
 
@@ -28,14 +28,11 @@ def _add_input_args(parser) -> None:
     parser.add_argument("--step", type=int, default=None, help="with a directory: the step to read (default: newest)")
 
 
-_VERL_PACKAGES = ("verl", "hydra", "omegaconf", "ray", "tensordict")  # verl and what it brings
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except ModuleNotFoundError as exc:  # a command that runs verl, where only the core is installed
-        if (exc.name or "").split(".")[0] not in _VERL_PACKAGES:
+        if (exc.name or "").split(".")[0] not in VERL_PACKAGES:
             raise
         print(f"error: this command runs verl, which is not installed in this environment ({exc}): "
               "pip install 'tea-verl[verl]'", file=sys.stderr)
