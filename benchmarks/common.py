@@ -10,7 +10,8 @@ import numpy as np
 
 __all__ = ["Law", "LexiconLike", "LAWS", "EXTRA_LAWS", "ALL_LAWS", "call_registered", "resolve", "ESTIMATOR_NAMES"]
 
-from tea_verl.metrics.quality import ESTIMATOR_NAMES, call_registered, resolve  # noqa: E402,F401
+from tea_verl.integrations.verl.advantage import registered_credit as call_registered  # noqa: E402,F401
+from tea_verl.metrics.quality import ESTIMATOR_NAMES, resolve  # noqa: E402,F401
 
 
 @dataclass(frozen=True)

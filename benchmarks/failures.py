@@ -1,7 +1,7 @@
 """Failures: answers far below the rest (a failure atom), through verl's ``compute_advantage``.
 
     python -m benchmarks.failures                      # every section (about 2 minutes on 2 cores)
-    python -m benchmarks.failures --sections order     # one of: order, fp, scorers, scorer_credit, unchanged, bandit, caps
+    python -m benchmarks.failures --sections order     # one of: order, fp, scorers, scorer_credit, unchanged, bandit, caps, push
 
 * ``order``: laws with a failure atom of probability ``p`` at a penalty (-3 to -30) under a valid law
   that mixes a normal mode and a Gumbel mode. For every tail estimator at (8, 64) and (16, 128),
@@ -27,6 +27,16 @@
   censoring only, with the cap at the least credit of a group's valid non-best answers, and as
   shipped (the cap at their mean): the expected gradient's cosine with the exact best-of-64
   gradient at three policies, and invalid answers' mean credit against valid non-best answers'.
+* ``push``: the same kinds, for every tail estimator at its budget ((8, 64) for the GEV pair, (16,
+  128) for all four), at ``algorithm.tea.failure_push`` 0, 0.5, 1 and 2: the cosine with the exact
+  best-of-N gradient and the gradient's invalid component.
+* ``dump`` (with ``--dump FILE --failure-reward R``; not in the default list): a validation dump of
+  verl's (one JSON line per sample with ``gts``/``input``, ``score`` and ``bon_response_length``),
+  each prompt's samples dealt into groups of ``--m`` (50 reshuffles): the credit of the failures
+  (score <= R) and of the valid answers that are not best under GRPO and the tail estimators at
+  ``failure_push`` 0 and 1, and the correlation of length and score over the valid answers.
+  ``python -m benchmarks.real_lm`` writes such dumps (its ``val/<run>/0.jsonl``: the start;
+  ``docs/real_lm/study/start_s0.jsonl.gz`` is the study's, seed 0; ``.gz`` is read as such).
 """
 
 from __future__ import annotations
@@ -40,7 +50,8 @@ from omegaconf import OmegaConf
 from tea_verl.estimators.failures import bottom_atom
 from tea_verl.estimators.table import TAIL
 
-SECTIONS = ("order", "fp", "scorers", "scorer_credit", "unchanged", "bandit", "caps")
+SECTIONS = ("order", "fp", "scorers", "scorer_credit", "unchanged", "bandit", "caps", "push")
+ON_REQUEST = ("dump",)
 PENALTIES = (-3.0, -10.0, -30.0)
 BUDGETS = ((8, 64), (16, 128))
 
@@ -303,29 +314,99 @@ def section_caps(args) -> None:
     from tea_verl.estimators.table import GEV
 
     shipped = (failures.censor, failures.cap)
+    unpushed = {"failure_push": 0.0}
     variants = {
-        "off": (lambda padded, fail, layout: padded, lambda credit, padded, fail, layout: credit),
-        "censor only": (shipped[0], lambda credit, padded, fail, layout: credit),
-        "cap at least": (shipped[0], least_cap),
-        "shipped": shipped,
+        "off": (lambda padded, fail, layout: padded, lambda credit, padded, fail, layout: credit, unpushed),
+        "censor only": (shipped[0], lambda credit, padded, fail, layout: credit, unpushed),
+        "cap at least": (shipped[0], least_cap, unpushed),
+        "cap at mean": (*shipped, unpushed),
+        "shipped": (*shipped, {}),
     }
     exact = [L.exact_gradient(np.asarray(p), 64) for p in L.POINTS]
     print(f"## caps: the LM's answer kinds, m = 8, N = 64, {args.batches * 5} batches of 64 groups; cosine with the exact "
           f"best-of-64 gradient at P(A, B, invalid) = {', '.join(str(p) for p in L.POINTS)}; invalid vs valid non-best "
-          f"mean credit at {L.POINTS[1]}")
+          f"mean credit at {L.POINTS[1]}; 'shipped' adds the failure push (failure_push = 1)")
     try:
-        for name, (censor, cap) in variants.items():
+        for name, (censor, cap, tea) in variants.items():
             failures.censor, failures.cap = censor, cap
             for est in GEV:
                 cos = []
                 for p, g in zip(L.POINTS, exact):
-                    e = L.expected_gradient(np.asarray(p), est, 8, 64, args.batches * 5, 64, args.seed)
+                    e = L.expected_gradient(np.asarray(p), est, 8, 64, args.batches * 5, 64, args.seed, tea)
                     cos.append(float(e @ g / np.linalg.norm(e) / np.linalg.norm(g)))
-                _, invalid, rest = L.credit_by_rank(np.asarray(L.POINTS[1]), est, 8, 64, args.batches * 5, args.seed)
+                _, invalid, rest = L.credit_by_rank(np.asarray(L.POINTS[1]), est, 8, 64, args.batches * 5, args.seed, tea)
                 print(f"{name:13s} {est:15s} cos " + " ".join(f"{c:+.2f}" for c in cos) + f"   invalid {invalid:+.2f} vs {rest:+.2f}",
                       flush=True)
     finally:
         failures.censor, failures.cap = shipped
+
+
+PUSHES = (0.0, 0.5, 1.0, 2.0)
+
+
+def section_push(args) -> None:
+    from benchmarks import lm as L
+    from tea_verl.estimators.table import GAUSSIAN, GEV
+
+    print(f"## push: the LM's answer kinds, {args.batches * 5} batches of 64 groups, at P(A, B, invalid) = "
+          f"{', '.join(str(p) for p in L.POINTS)}: the expected gradient's cosine with the exact best-of-N one, and its "
+          f"invalid component (unit norm; < 0: invalid answers get less likely); failure_push = {', '.join(map(str, PUSHES))}")
+    for m, n, names in ((8, 64, GEV), (16, 128, GAUSSIAN + GEV)):
+        exact = [L.exact_gradient(np.asarray(p), n) for p in L.POINTS]
+        ref = " ".join(f"{g[2] / np.linalg.norm(g):+.2f}" for g in exact)
+        print(f"({m}, {n})  exact best-of-{n}: invalid {ref}")
+        for est in names:
+            for push in PUSHES:
+                cos, inv = [], []
+                for p, g in zip(L.POINTS, exact):
+                    e = L.expected_gradient(np.asarray(p), est, m, n, args.batches * 5, 64, args.seed, {"failure_push": push})
+                    cos.append(float(e @ g / np.linalg.norm(e) / np.linalg.norm(g)))
+                    inv.append(float(e[2] / np.linalg.norm(e)))
+                print(f"({m}, {n})  {est:15s} push {push:<4g} cos " + " ".join(f"{c:+.2f}" for c in cos)
+                      + "   invalid " + " ".join(f"{v:+.2f}" for v in inv), flush=True)
+
+
+def section_dump(args) -> None:
+    import json
+
+    from tea_verl.experiments.bandit import advantages_via_verl
+
+    if not args.dump or args.failure_reward is None:
+        raise SystemExit("error: --sections dump needs --dump FILE (a validation dump) and --failure-reward R (the penalty)")
+    by: dict[str, list] = {}
+    import gzip
+
+    with (gzip.open(args.dump, "rt") if args.dump.endswith(".gz") else open(args.dump)) as fh:
+        for line in fh:
+            row = json.loads(line)
+            by.setdefault(row.get("gts") or row["input"], []).append((float(row["score"]), int(row["bon_response_length"])))
+    m, rng = args.m, np.random.default_rng(args.seed)
+    scores, lengths, uids = [], [], []
+    for rep in range(50):
+        for k, rows in enumerate(by.values()):
+            order = rng.permutation(len(rows))
+            for g in range(len(rows) // m):
+                for i in order[g * m:(g + 1) * m]:
+                    scores.append(rows[i][0])
+                    lengths.append(rows[i][1])
+                    uids.append(f"{rep}-{k}-{g}")
+    x, lengths = np.array(scores), np.array(lengths)
+    fail = x <= args.failure_reward
+    print(f"## dump: {args.dump}: {len(by)} prompts, {len(x) // 50} samples, failures (score <= {args.failure_reward:g}) "
+          f"{fail.mean():.3f}; groups of m = {m} (50 reshuffles), N = {args.N}; credit in units of its sd")
+    print(f"correlation of length and score over the valid answers: {np.corrcoef(lengths[~fail], x[~fail])[0, 1]:+.3f}")
+    xs, fs = x.reshape(-1, m), fail.reshape(-1, m)
+    nonbest = ~fs & (xs < np.where(fs, -np.inf, xs).max(1, keepdims=True))
+    uids = np.array(uids, dtype=object)
+    for est in ("grpo", *TAIL):
+        for push in ((None,) if est == "grpo" else (0.0, 1.0)):
+            tea = {"N": args.N, "failure_reward": args.failure_reward, **({} if push is None else {"failure_push": push})}
+            algo = OmegaConf.create({"adv_estimator": est, "norm_adv_by_std_in_grpo": True, "tea": tea})
+            a = advantages_via_verl(torch.from_numpy(x), uids, est, algo).numpy().reshape(-1, m)
+            sd, gap = a.std(), a[nonbest].mean() - a[fs].mean()
+            label = "" if push is None else f"push {push:g}"
+            print(f"{est:15s} {label:8s} failures {a[fs].mean() / sd:+.2f}  valid non-best {a[nonbest].mean() / sd:+.2f}"
+                  f"  gap {gap / sd:+.2f} sd ({gap:+.2f}; credit sd {sd:.2f})", flush=True)
 
 
 def main(argv=None) -> int:
@@ -336,16 +417,21 @@ def main(argv=None) -> int:
     ap.add_argument("--batches", type=int, default=20, help="batches per cell of order and unchanged (default 20)")
     ap.add_argument("--fp-batches", type=int, default=2000, help="batches per cell of fp (default 2000)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dump", default=None, help="dump section: a validation dump (JSON lines)")
+    ap.add_argument("--failure-reward", type=float, default=None, help="dump section: the penalty that marks a failure")
+    ap.add_argument("--m", type=int, default=16, help="dump section: group size (default 16)")
+    ap.add_argument("--N", type=int, default=128, help="dump section: best-of-N (default 128)")
     args = ap.parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-    bad = [s for s in sections if s not in SECTIONS]
+    bad = [s for s in sections if s not in SECTIONS + ON_REQUEST]
     if bad:
-        ap.error(f"unknown section(s) {bad}; choose from {', '.join(SECTIONS)}")
+        ap.error(f"unknown section(s) {bad}; choose from {', '.join(SECTIONS + ON_REQUEST)}")
     import verl  # noqa: F401  (the plugin registers the estimators)
 
     for name in sections:
         {"order": section_order, "fp": section_fp, "scorers": section_scorers, "scorer_credit": section_scorer_credit,
-         "unchanged": section_unchanged, "bandit": section_bandit, "caps": section_caps}[name](args)
+         "unchanged": section_unchanged, "bandit": section_bandit, "caps": section_caps,
+         "push": section_push, "dump": section_dump}[name](args)
         print()
     return 0
 

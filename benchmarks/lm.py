@@ -61,15 +61,17 @@ def exact_gradient(pi: np.ndarray, n: int, eps: float = 1e-5) -> np.ndarray:
     return grad
 
 
-def kind_batches(pi: np.ndarray, estimator: str, m: int, n: int, batches: int, groups: int, seed: int):
+def kind_batches(pi: np.ndarray, estimator: str, m: int, n: int, batches: int, groups: int, seed: int, tea: dict | None = None):
     """``batches`` batches of ``groups`` groups of answer kinds drawn from ``pi``, each with its
-    rewards and the estimator's advantages through verl's ``compute_advantage``; yields
-    ``(kinds, rewards, advantages)``, one entry per answer."""
+    rewards and the estimator's advantages through verl's ``compute_advantage`` (``tea``: more
+    ``algorithm.tea`` keys); yields ``(kinds, rewards, advantages)``, one entry per answer."""
     import torch
 
     from tea_verl.experiments.bandit import advantages_via_verl, resolve_algorithm
 
     adv_estimator, rollouts, algorithm = resolve_algorithm(estimator, m, n)
+    for key, value in (tea or {}).items():
+        algorithm.tea[key] = value
     mu, sd = (torch.from_numpy(a[0]) for a in _task())
     gen = torch.Generator().manual_seed(seed)
     p = torch.from_numpy(np.asarray(pi, dtype=np.float64))
@@ -83,13 +85,14 @@ def kind_batches(pi: np.ndarray, estimator: str, m: int, n: int, batches: int, g
         yield kinds, rewards, advantages_via_verl(rewards, uids, adv_estimator, algorithm)
 
 
-def expected_gradient(pi: np.ndarray, estimator: str, m: int, n: int, batches: int, groups: int, seed: int) -> np.ndarray:
+def expected_gradient(pi: np.ndarray, estimator: str, m: int, n: int, batches: int, groups: int, seed: int,
+                      tea: dict | None = None) -> np.ndarray:
     """The estimator's mean policy gradient in the kind logits at ``pi`` (3,)."""
     import torch
 
     p = torch.from_numpy(np.asarray(pi, dtype=np.float64))
     total = torch.zeros(3, dtype=torch.float64)
-    for kinds, _, adv in kind_batches(pi, estimator, m, n, batches, groups, seed):
+    for kinds, _, adv in kind_batches(pi, estimator, m, n, batches, groups, seed, tea):
         score = torch.nn.functional.one_hot(kinds, 3).double() - p  # d log softmax / d logits
         total += (adv[:, None] * score).sum(0) / kinds.numel()
     return (total / batches).numpy()
@@ -131,14 +134,14 @@ def alignment(argv) -> int:
     return 0
 
 
-def credit_by_rank(pi: np.ndarray, estimator: str, m: int, n: int, batches: int, seed: int):
+def credit_by_rank(pi: np.ndarray, estimator: str, m: int, n: int, batches: int, seed: int, tea: dict | None = None):
     """Mean credit by rank within the group (1 = best), and the mean credit of invalid answers and
     of valid answers that are not their group's best, over ``batches`` batches of 64 groups."""
     groups = 64
     rollouts = m if estimator != "oracle" else n
     sums, counts = np.zeros(rollouts), np.zeros(rollouts)
     inv, rest = [], []
-    for kinds, rewards, adv in kind_batches(pi, estimator, m, n, batches, groups, seed):
+    for kinds, rewards, adv in kind_batches(pi, estimator, m, n, batches, groups, seed, tea):
         adv = adv.numpy().reshape(groups, rollouts)
         r = rewards.numpy().reshape(groups, rollouts)
         rank = np.argsort(np.argsort(-r, 1), 1)

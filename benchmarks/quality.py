@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks.common import ALL_LAWS
+from benchmarks.common import ALL_LAWS, call_registered
 from tea_verl.metrics.quality import ESTIMATOR_NAMES, infeasible, measure  # noqa: F401  (measure: the math lives in the package)
 
 
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
                     continue
                 keys = tea_keys if e == "tea_gev" else {}
                 r = measure(law, m, n, e, groups=args.groups, batches=batches, seed=args.seed, tea_keys=keys,
-                            norm=args.norm)
+                            norm=args.norm, credit=call_registered)  # through verl's registry, GRPO too
                 cells_svr.append(f"{r['svr']:6.2f}+-{r['svr_se']:.2f}")
                 cells_rho.append(f"{r['rho']:6.2f}+-{r['rho_se']:.2f}")
             print(f"{lname:8s} {m:3d} {n:4d} SVR " + " ".join(f"{c:>18s}" for c in cells_svr))

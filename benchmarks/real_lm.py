@@ -88,6 +88,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="1 seed, grpo and prefix_tea_gev, m = 4, N = 16, 2 steps")
     p.add_argument("--out", default="real_lm_out", help="output directory (default real_lm_out/)")
     p.add_argument("--resume", action="store_true", help="keep the runs already written to --out/runs and run the rest")
+    p.add_argument("--report", action="store_true",
+                   help="run nothing: the table, plot and JSON of the runs finished in --out so far (a study that is not done)")
     p.add_argument("--timeout", type=float, default=7200.0, help="seconds allowed per run (default 7200; the child gets this times the runs)")
     return p
 
@@ -455,6 +457,15 @@ def main(argv=None) -> int:
         return 2
     out = os.path.abspath(args.out)
     done_dir = os.path.join(out, "runs")
+    if args.report:
+        saved = os.path.join(out, "settings.json")
+        if not os.path.exists(saved):
+            print(f"error: {out} holds no study (no settings.json); run one there first", file=sys.stderr)
+            return 2
+        with open(saved) as f:
+            s = json.load(f)
+        names = [f"{e}_s{seed}" for e in s["estimators"] for seed in range(s["seeds"])]
+        return report(out, s, names, time.time())
     if os.path.isdir(done_dir) and os.listdir(done_dir) and not args.resume:
         print(f"error: {done_dir} holds finished runs; pass --resume to keep them and run the rest, or choose another --out",
               file=sys.stderr)
@@ -512,16 +523,30 @@ def main(argv=None) -> int:
         return 1
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
-    runs = [json.load(open(os.path.join(done_dir, f"{r['name']}.json"))) for r in plan]
+    return report(out, s, [r["name"] for r in plan], started)
+
+
+def report(out: str, s: dict, names: list[str], started: float) -> int:
+    """The table, the plot and ``real_lm.json`` of the study's finished runs (all of them after a
+    study; those written so far with ``--report``)."""
+    done_dir = os.path.join(out, "runs")
+    runs = [json.load(open(os.path.join(done_dir, f"{n}.json"))) for n in names if os.path.exists(os.path.join(done_dir, f"{n}.json"))]
+    missing = [n for n in names if not os.path.exists(os.path.join(done_dir, f"{n}.json"))]
+    if not runs:
+        print(f"error: no finished run in {done_dir} yet", file=sys.stderr)
+        return 1
     summary = summarize(runs, s)
     diag = diagnose_start(runs, s)
     png = os.path.join(out, "real_lm.png")
     plot(runs, s, png)
     with open(os.path.join(out, "real_lm.json"), "w") as f:
-        json.dump({"settings": s, "summary": summary, "diagnose": diag, "runs": [r["name"] for r in runs]}, f, indent=1)
+        json.dump({"settings": s, "summary": summary, "diagnose": diag, "runs": [r["name"] for r in runs], "missing": missing},
+                  f, indent=1)
     print()
     print(f"SmolLM2-135M-Instruct through verl's trainer (CPU): m = {s['m']}, deployment best-of-{s['N']}, {s['steps']} steps, "
-          f"final validation on {s['val_prompts']} held-out topics x {s['N']} answers; mean ± s.e. over {s['seeds']} seed(s)")
+          f"final validation on {s['val_prompts']} held-out topics x {s['N']} answers; mean ± s.e. over the seeds run")
+    if missing:
+        print(f"{len(runs)} of {len(names)} runs finished; not yet: {', '.join(missing)} (go on with --resume)")
     print(format_table(summary, s))
     if diag and "recommendation" in diag:
         best = max((e for e in summary if e != "grpo"), key=lambda e: summary[e][f"proxy@{s['N']}"][0], default=None)

@@ -91,9 +91,16 @@ class TeaConfig:
     failure_reward: float | None = None
     """Tail estimators: rewards at or below this value are failures (invalid, unscorable or
     off-format answers with a fixed penalty). ``null`` (default): rewards at or below the batch's
-    failure atom, if it has one (:func:`tea_verl.estimators.failures.bottom_atom`). Failures never get
-    more credit than the mean of the valid answers of their group that are not best, and no credit depends on
-    how low the penalty is (docs/estimators.md, section 11). ``-inf`` turns failure handling off."""
+    failure atom, if it has one (:func:`tea_verl.estimators.failures.bottom_atom`). Failures get less
+    credit than the mean of the valid answers of their group that are not best (``failure_push``), and no
+    credit depends on how low the penalty is (docs/estimators.md, section 11). ``-inf`` turns failure handling off."""
+
+    failure_push: float = 1.0
+    """Tail estimators, where failures are found: their credit is lowered, relative to the valid
+    answers of their group, by this many valid-reward scales (the group-centred credit of a
+    mean-validity term beside the best-of-N objective, which itself barely separates a failure from
+    a valid answer that is not best). 0 leaves the capped credit as it is (docs/estimators.md,
+    section 11)."""
 
     extra: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -182,6 +189,13 @@ class TeaConfig:
                     f"number (rewards at or below it are failures) or -inf (off), got {self.failure_reward!r}."
                 )
             object.__setattr__(self, "failure_reward", float(fr))
+        fp = self.failure_push
+        if isinstance(fp, bool) or not isinstance(fp, (int, float)) or not math.isfinite(fp) or fp < 0:
+            raise ConfigError(
+                f"algorithm.tea.failure_push must be a finite number >= 0 (valid-reward scales between a failure "
+                f"and the valid answers; 0 off), got {fp!r}; default 1.0."
+            )
+        object.__setattr__(self, "failure_push", float(fp))
         if self.extra:
             known = ", ".join(f.name for f in fields(self) if f.name != "extra")
             raise ConfigError(
@@ -199,11 +213,18 @@ class TeaConfig:
                 "`tea-verl config-dir`) and algorithm.tea.N=64, or add +algorithm.tea.N=64."
             )
         raw = _to_dict(node)
-        names = {f.name for f in fields(cls)} - {"extra"}
+        return cls.from_keys(raw.pop("N", None), raw)
+
+    @classmethod
+    def from_keys(cls, N: Any, keys: Any = None) -> TeaConfig:
+        """The settings from ``N`` and a mapping of the other ``algorithm.tea`` keys, as every
+        framework's adapter holds them (TRL's ``tea=``, OpenRLHF's ``--tea``): the same checks, and an
+        unknown key is a :class:`ConfigError` naming the known ones."""
+        raw = dict(keys or {})
+        names = {f.name for f in fields(cls)} - {"extra", "N"}
         known = {k: v for k, v in raw.items() if k in names}
         extra = {k: v for k, v in raw.items() if k not in names}
-        known.setdefault("N", None)
-        return cls(**known, extra=extra)
+        return cls(N=N, **known, extra=extra)
 
 
 TEA_DEFAULTS = SimpleNamespace(**{f.name: f.default for f in fields(TeaConfig) if f.name not in ("N", "extra")})

@@ -13,8 +13,9 @@ import verl  # noqa: F401 - the plugin registers the estimators
 
 from benchmarks.common import LAWS
 from tea_verl.estimators import fit_tail_shape
+from tea_verl.integrations.verl.advantage import registered_credit as call_registered
 from tea_verl.metrics.diagnose import DiagnoseError, diagnose, format_diagnosis, rule_of_thumb
-from tea_verl.metrics.quality import call_registered, measure
+from tea_verl.metrics.quality import measure
 from tea_verl.metrics.samples import Samples
 
 

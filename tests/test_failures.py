@@ -122,6 +122,52 @@ def test_a_group_of_one_valid_answer_still_ranks_it_above_its_failures():
         assert c[15] <= c[8:15][x[8:15] < x[8:15].max()].mean() + 1e-12
 
 
+@pytest.mark.parametrize("estimator", TAIL)
+@pytest.mark.parametrize("push", [0.5, 1.0, 3.0])
+def test_the_failure_push_moves_failures_below_the_valid_answers_and_nothing_else(estimator, push):
+    """Through verl's compute_advantage (std scaling off, so the credit is in reward units): with the
+    push, every failure's credit falls, relative to its group's valid answers, by exactly push times
+    the valid rewards' scale (the mean over groups of their valid std); each group's mean credit and
+    the gaps between its valid answers are those without the push; groups without failures and batches
+    without an atom are untouched."""
+    from tea_verl.experiments.bandit import advantages_via_verl
+
+    scores, fail = _batch(6, 64, 16, 0.2, -5.0)
+    fail[: 8 * 16] = False  # eight groups without failures
+    scores[: 8 * 16] = _valid(np.random.default_rng(8), 8 * 16)
+    uids = np.repeat([f"prompt-{g}" for g in range(64)], 16).astype(object)
+
+    def credit(x, **tea):
+        algo = OmegaConf.create({"adv_estimator": estimator, "norm_adv_by_std_in_grpo": False, "tea": {"N": 128, **tea}})
+        return advantages_via_verl(torch.from_numpy(x), uids, estimator, algo).numpy().reshape(-1, 16)
+
+    off, on = credit(scores, failure_push=0.0), credit(scores, failure_push=push)
+    x, f = scores.reshape(-1, 16), fail.reshape(-1, 16)
+    several = (~f).sum(1) >= 2
+    scale = np.mean([x[g][~f[g]].std(ddof=1) for g in range(64) if several[g]])
+    assert np.allclose(on.mean(1), off.mean(1), rtol=0, atol=1e-12)
+    mixed = f.any(1) & (~f).any(1)
+    assert mixed.sum() > 40 and (~f.any(1)).sum() > 0
+    for g in range(64):
+        d = on[g] - off[g]
+        if not mixed[g]:
+            assert np.allclose(d, 0.0, atol=1e-12)
+            continue
+        assert np.allclose(d[~f[g]], d[~f[g]][0], atol=1e-12)  # valid answers: one shift, their order kept
+        assert np.allclose(d[f[g]], d[~f[g]][0] - push * scale, atol=1e-9)
+    # no failure atom: the default (push 1) gives the same credit as push 0, bit for bit
+    rng = np.random.default_rng(7)
+    clean = _valid(rng, 64 * 16)
+    assert np.array_equal(credit(clean), credit(clean, failure_push=0.0))
+
+
+@pytest.mark.parametrize("value", [-0.1, float("nan"), float("inf"), "strong", True])
+def test_failure_push_setting(value):
+    with pytest.raises(ConfigError, match="algorithm.tea.failure_push must be a finite number >= 0"):
+        TeaConfig(N=64, failure_push=value)
+    assert TeaConfig(N=64).failure_push == 1.0 and TeaConfig(N=64, failure_push=0).failure_push == 0.0
+
+
 @pytest.mark.parametrize("value,ok", [(None, True), (-1.5, True), ("-2", True), (float("-inf"), True),
                                       (float("inf"), False), (float("nan"), False), ("low", False), (True, False)])
 def test_failure_reward_setting(value, ok):

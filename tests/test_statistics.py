@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.common import LAWS
+from benchmarks.common import LAWS, call_registered as registered_credit
 from benchmarks.quality import measure
 from tea_verl import estimators as E
 from tea_verl.config import TeaConfig
@@ -93,7 +93,7 @@ def test_bon_at_n_equals_m_undervalues_spread():
 
 @pytest.mark.parametrize("law", sorted(LAWS))
 def test_grpo_does_not_value_spread(law):
-    r = measure(LAWS[law], 8, 64, "grpo", groups=GROUPS, batches=8, seed=3)
+    r = measure(LAWS[law], 8, 64, "grpo", groups=GROUPS, batches=8, seed=3, credit=registered_credit)
     assert abs(r["svr"]) <= 3 * r["svr_se"] + 0.02
 
 

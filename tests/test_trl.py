@@ -112,6 +112,9 @@ def test_bad_settings_fail_before_training(tmp_path):
                       use_cpu=True, bf16=False, report_to=[])
     with pytest.raises(ValueError, match="unknown key"):
         config(tmp_path, "tea", tea={"alhpa": 0.3})
+    with pytest.raises(ValueError, match="N is required"):  # required, as verl's algorithm.tea.N and OpenRLHF's --tea.N
+        TeaGRPOConfig(output_dir=str(tmp_path), estimator="tea", num_generations=8, per_device_train_batch_size=8,
+                      use_cpu=True, bf16=False, report_to=[])
     with pytest.raises(ValueError, match="normalize_then_sum"):
         config(tmp_path, "tea", multi_objective_aggregation="normalize_then_sum")
     with pytest.raises(TypeError, match="TeaGRPOConfig"):

@@ -97,8 +97,9 @@ def test_register_is_idempotent_and_survives_reload():
     glue.register()
     reloaded = importlib.reload(glue)
     reloaded.register()
-    assert ADV_ESTIMATOR_REGISTRY["tea"] is reloaded.compute_tea_advantage
-    assert get_adv_estimator_fn("prefix_tea") is reloaded.compute_prefix_tea_advantage
+    assert ADV_ESTIMATOR_REGISTRY["tea"] is reloaded.ESTIMATOR_FUNCTIONS["tea"]
+    assert get_adv_estimator_fn("prefix_tea") is reloaded.ESTIMATOR_FUNCTIONS["prefix_tea"]
+    assert reloaded.ESTIMATOR_FUNCTIONS["prefix_tea"].__name__ == "compute_prefix_tea_advantage"
 
 
 def test_foreign_function_under_our_name_is_refused():
@@ -377,3 +378,22 @@ def test_uids_are_grouped_by_a_hash_map_as_numpy_would():
         assert got.min() == 0 and got.max() == len(set(picks.tolist())) - 1
         # the same partition: a bijection between the two labellings
         assert len(set(zip(got.tolist(), want.tolist()))) == len(set(want.tolist()))
+
+
+def test_the_metrics_layer_computes_the_credit_verl_registers_without_verl():
+    """tea_verl.metrics (which imports no verl) measures the estimators with the same credit, bit for
+    bit, as the functions in verl's registry give through verl's signature."""
+    from tea_verl.estimators import ESTIMATORS
+    from tea_verl.metrics.quality import own_credit
+
+    rng = np.random.default_rng(0)
+    for m, n in ((8, 64), (16, 128)):
+        x = torch.from_numpy(rng.gumbel(size=64 * m))
+        x[:40] = -5.0  # a failure atom
+        uids = np.repeat(np.arange(64), m).astype(object)
+        for est in ESTIMATORS:
+            budget = m if est == "bon" else n
+            for norm in (True, False):
+                assert torch.equal(own_credit(est, x, uids, budget, norm), glue.registered_credit(est, x, uids, budget, norm))
+    with pytest.raises(ValueError, match="registered_credit"):
+        own_credit("grpo", x, uids, n, True)

@@ -15,7 +15,13 @@ estimators then
 2. *cap* (:func:`cap`) every failure's credit at the mean credit of its group's valid answers that
    are not best (at the least valid credit when every valid answer ties for best), since the
    extrapolated credit need not rise with the reward (docs/estimators.md, section 10) and the exact
-   one always does: a failure is never worth more than a valid answer.
+   one always does: a failure is never worth more than a valid answer;
+3. *push* (:func:`push`) failures below the valid answers of their group by
+   ``algorithm.tea.failure_push`` valid-reward scales (default 1), the credit of a mean-validity
+   term added to the best-of-N objective. The exact best-of-N credit is nearly indifferent between a
+   failure and a valid answer that is not best (both weigh about ``N F(r)^(N-1)``, next to nothing
+   below the top), so without it nothing in a tail run pushes the failure share down: on a real
+   model, the share of answers cut at the length limit stayed above 10 % (docs/results.md).
 
 Groups of failures only are constant (zero credit). Groups and batches without failures are
 untouched, and so is everything in a discrete batch (exact ``bon`` at N = m, monotone already).
@@ -30,7 +36,7 @@ import torch
 
 from tea_verl.estimators.layout import GroupLayout, group_std
 
-__all__ = ["ATOM_MIN_COUNT", "ATOM_MIN_SHARE", "max_below", "bottom_atom", "failure_mask", "valid_scale", "censor", "cap"]
+__all__ = ["ATOM_MIN_COUNT", "ATOM_MIN_SHARE", "max_below", "bottom_atom", "failure_mask", "valid_scale", "censor", "cap", "push"]
 
 ATOM_MIN_COUNT = 5
 """The least number of samples that hold an atom's value exactly."""
@@ -178,3 +184,18 @@ def cap(credit: torch.Tensor, padded: torch.Tensor, fail: torch.Tensor, layout: 
     least_valid = torch.where(valid, credit, torch.full_like(credit, math.inf)).amin(1, keepdim=True)
     limit = torch.where(count > 0, mean_nonbest, least_valid)
     return torch.where(fail & torch.isfinite(limit), torch.minimum(credit, limit), credit)
+
+
+def push(credit: torch.Tensor, padded: torch.Tensor, fail: torch.Tensor, layout: GroupLayout, size: float) -> torch.Tensor:
+    """Failures' credit lowered by ``size`` times the valid rewards' scale (:func:`valid_scale`)
+    relative to their group's valid answers, centred in each group: ``credit - s (fail - f)`` with
+    ``f`` the group's failure share, the group-centred credit of the term ``s P(valid)``. The group's
+    mean credit and the order of its valid answers are unchanged; a group of failures only, or of
+    valid answers only, is untouched."""
+    if size <= 0:
+        return credit
+    scale = size * valid_scale(padded, fail, layout)
+    mask = layout.mask
+    f = fail.to(credit.dtype)
+    share = (f * mask).sum(1, keepdim=True) / mask.sum(1, keepdim=True).clamp_min(1)
+    return torch.where(mask, credit - scale * (f - share), credit)

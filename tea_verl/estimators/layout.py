@@ -7,10 +7,12 @@ tensors), on whatever device the input lives on. Never imports verl.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 
-__all__ = ["GroupLayout", "group_layout", "check_finite", "group_std", "F64"]
+__all__ = ["GroupLayout", "group_layout", "check_finite", "group_std", "uid_to_group_ids", "F64"]
 
 F64 = torch.float64
 
@@ -78,3 +80,34 @@ def group_std(padded: torch.Tensor, layout: GroupLayout, mask: torch.Tensor | No
     mean = x.sum(1) / m.clamp_min(1.0)
     dev = torch.where(mask, padded - mean[:, None], torch.zeros_like(padded))
     return torch.sqrt((dev * dev).sum(1) / (m - 1).clamp_min(1.0))
+
+
+def uid_to_group_ids(index: Any, batch_size: int, device: torch.device) -> torch.Tensor:
+    """Map verl's prompt uids (numpy object array, list or tensor) to contiguous ids 0..G-1."""
+    if index is None:
+        raise ValueError(
+            "best-of-N estimators need `index` (the prompt uid of each sample) to form groups; verl "
+            "passes data.non_tensor_batch['uid'] when the batch has it. Make sure the trainer assigns "
+            "uids before repeating prompts rollout.n times (verl's ray trainer does)."
+        )
+    if isinstance(index, torch.Tensor):
+        index = index.detach().cpu().numpy()
+    arr = np.asarray(index)
+    if arr.ndim != 1 or arr.shape[0] != batch_size:
+        raise ValueError(
+            f"`index` must hold one prompt uid per sample: expected shape ({batch_size},), got {arr.shape}."
+        )
+    if arr.dtype != object:  # numbers or fixed-width strings: numpy's sort-based factorisation is fast
+        _, inverse = np.unique(arr, return_inverse=True)
+        return torch.as_tensor(inverse.reshape(-1), dtype=torch.long, device=device)
+    # verl's uids are uuid4 strings in an object array, which np.unique sorts as Python objects: 20-35 ms
+    # of a 55-70 ms call at 4096 x 16 samples on this project's CPU machines, against about 4 ms for a
+    # hash map. It numbers groups in order of first appearance; any ids 0..G-1 will do, since every
+    # group is credited on its own.
+    ids: dict = {}
+    try:
+        codes = [ids.setdefault(u, len(ids)) for u in arr.tolist()]
+    except TypeError:  # unhashable uids (lists, arrays): group by string form
+        ids.clear()
+        codes = [ids.setdefault(str(u), len(ids)) for u in arr.tolist()]
+    return torch.tensor(codes, dtype=torch.long, device=device)

@@ -50,6 +50,8 @@ class Method:
     """The ``algorithm.tea.N`` a comparison run passes: ``"N"`` (the deployment budget) or ``"m"``."""
     rollouts: str = "m"
     """Rollouts per prompt in a comparison run: ``"m"`` or ``"N"`` (the oracle)."""
+    summary: str = ""
+    """One line on what the credit is (the docstring of the function registered with verl)."""
     smallest_m: int = 2
     """The smallest group size at which the method extrapolates to N > m. The Gaussian family's also
     depends on alpha: ``ceil(alpha m) >= 2`` (:func:`tea_verl.estimators.gaussian.min_group_size`)."""
@@ -71,12 +73,20 @@ class Method:
 METHODS: tuple[Method, ...] = (
     Method("grpo", "verl", "GRPO (mean reward)", "grpo"),
     Method("grpo_passk", "verl", "grpo_passk (verl)", "grpo_passk"),
-    Method("bon", "exact", "bon (exact, N <= m)", "bon"),
+    Method("bon", "exact", "bon (exact, N <= m)", "bon",
+           summary="Exact unbiased best-of-N credit (N <= group size): ``N * E_S[(r_i - max_S r)_+]``."),
     Method("bon_m", "exact", "bon, N = m (best-of-m)", "bon", budget="m"),
-    Method("tea", "gaussian", "TEA (paper, Gaussian)", "tea", smallest_m=5),
-    Method("prefix_tea", "gaussian", "Prefix-TEA (paper, Gaussian)", "prefix_tea", smallest_m=5),
-    Method("tea_gev", "gev", "TEA-GEV", "tea_gev", smallest_m=3),
-    Method("prefix_tea_gev", "gev", "Prefix-TEA-GEV", "prefix_tea_gev", smallest_m=3),
+    Method("tea", "gaussian", "TEA (paper, Gaussian)", "tea", smallest_m=5,
+           summary="TEA (the paper's): Gaussian upper-tail credit plugged in from the top ``ceil(alpha m)`` rewards "
+                   "(any N; equals ``bon`` for N <= m)."),
+    Method("prefix_tea", "gaussian", "Prefix-TEA (paper, Gaussian)", "prefix_tea", smallest_m=5,
+           summary="Prefix-TEA (the paper's): TEA debiased by a jackknife over sub-samples (equals ``bon`` for N <= m)."),
+    Method("tea_gev", "gev", "TEA-GEV", "tea_gev", smallest_m=3,
+           summary="TEA-GEV: the exact prefix estimators combined to approximate the best-of-N advantage of a fitted "
+                   "GEV law (any N; equals ``bon`` for N <= m)."),
+    Method("prefix_tea_gev", "gev", "Prefix-TEA-GEV", "prefix_tea_gev", smallest_m=3,
+           summary="Prefix-TEA-GEV: moment cancellation over the exact prefix estimators on a GEV scaling law "
+                   "(equals ``bon`` for N <= m)."),
     Method("oracle", "exact", "oracle: bon with N rollouts", "bon", rollouts="N"),
 )
 

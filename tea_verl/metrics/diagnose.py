@@ -157,7 +157,7 @@ def _failure_advice(d: Diagnosis) -> list[str]:
         value, share = d.failure_value, d.failure_below_share
         head = (f"  failure atom: {d.failure_share:.1%} of the samples score exactly {value:g}, {share:.1%} at or below it, with "
                 "little valid mass near it. The tail estimators take the answers at or below it as failures (their penalty's "
-                "size no longer counts and their credit at most the mean of the valid answers that are not best; metric "
+                "size no longer counts, and their credit is pushed below the valid answers that are not best; metric "
                 "tea/failure_share); the table below shows the credit's quality with that handling on and off.")
     elif d.rare_penalty is not None:
         value, share = d.rare_penalty, d.rare_penalty_share
@@ -348,19 +348,21 @@ def diagnose(
     base = [f"algorithm.tea.N={N}"]
     d.reference = Candidate(f"bon at N = m = {m}", "bon_m", {}, ["algorithm.adv_estimator=bon", f"algorithm.tea.N={m}"])
     from tea_verl.estimators.gaussian import DEFAULT_ALPHA, tail_size
-    from tea_verl.estimators.table import GAUSSIAN
+    from tea_verl.estimators.table import GAUSSIAN, GEV
 
-    # the paper's Gaussian family first (when m holds a 2-sample tail at the default alpha), then the GEV family
+    # from the table: the paper's Gaussian family first (when m holds a 2-sample tail at the default
+    # alpha), then each GEV estimator with its pooled shape and with the shape fitted here
     d.candidates = [
         Candidate(f"{e} (Gaussian, alpha {DEFAULT_ALPHA})", e, {}, [f"algorithm.adv_estimator={e}", *base])
         for e in GAUSSIAN if tail_size(DEFAULT_ALPHA, m) >= 2
     ] + [
-        Candidate("tea_gev (pooled shape)", "tea_gev", {}, ["algorithm.adv_estimator=tea_gev", *base]),
-        Candidate(f"tea_gev (shape {xi_fixed:+.3f})", "tea_gev", {"shape": xi_fixed},
-                  ["algorithm.adv_estimator=tea_gev", *base, f"algorithm.tea.shape={xi_fixed}"]),
-        Candidate("prefix_tea_gev (pooled shape)", "prefix_tea_gev", {}, ["algorithm.adv_estimator=prefix_tea_gev", *base]),
-        Candidate(f"prefix_tea_gev (shape {xi_fixed:+.3f})", "prefix_tea_gev", {"shape": xi_fixed},
-                  ["algorithm.adv_estimator=prefix_tea_gev", *base, f"algorithm.tea.shape={xi_fixed}"]),
+        c
+        for e in GEV
+        for c in (
+            Candidate(f"{e} (pooled shape)", e, {}, [f"algorithm.adv_estimator={e}", *base]),
+            Candidate(f"{e} (shape {xi_fixed:+.3f})", e, {"shape": xi_fixed},
+                      [f"algorithm.adv_estimator={e}", *base, f"algorithm.tea.shape={xi_fixed}"]),
+        )
     ]
     batches = max(2, draws // (groups * m))
     for i, c in enumerate([d.reference, *d.candidates]):

@@ -31,36 +31,28 @@ import numpy as np
 import torch
 
 from tea_verl.config import TEA_DEFAULTS
-from tea_verl.estimators.table import COMPARISON, GAUSSIAN, comparison_method, method
+from tea_verl.estimators.table import COMPARISON, ESTIMATORS, GAUSSIAN, comparison_method, method
 
-__all__ = ["ESTIMATOR_NAMES", "call_registered", "resolve", "measure", "EmpiricalLaw", "infeasible"]
+__all__ = ["ESTIMATOR_NAMES", "own_credit", "resolve", "measure", "EmpiricalLaw", "infeasible"]
 
 # The methods compared on a law: the comparison methods of the estimator table but the oracle, which
 # needs N rollouts per group ("bon_m" is the exact estimator at N = m: optimise what you can measure).
 ESTIMATOR_NAMES = tuple(name for name in COMPARISON if method(name).rollouts == "m")
 
 
-def call_registered(
-    name: str, scores: torch.Tensor, uids: np.ndarray, n: int, norm: bool, **tea_keys
-) -> torch.Tensor:
-    """Per-sample advantage of a verl-registered estimator, called as verl's compute_advantage does.
+def own_credit(name: str, scores: torch.Tensor, uids: np.ndarray, n: int, norm: bool, **tea_keys) -> torch.Tensor:
+    """Per-sample credit of one of tea-verl's estimators, computed as the function verl's registry
+    holds for it computes it (the same settings object, grouping and front door), without verl."""
+    from tea_verl.config import TeaConfig
+    from tea_verl.estimators import best_of_n_credit
+    from tea_verl.estimators.layout import uid_to_group_ids
 
-    ``scores`` (B,) become token_level_rewards of one token; the result is the (B,) scalar.
-    """
-    from omegaconf import OmegaConf
-    from verl.trainer.ppo.core_algos import get_adv_estimator_fn
-
-    fn = get_adv_estimator_fn(name)
-    rewards = scores.reshape(-1, 1)
-    mask = torch.ones_like(rewards)
-    tea = {"N": n, **tea_keys}
-    cfg = OmegaConf.create({"norm_adv_by_std_in_grpo": norm, "tea": tea})
-    kwargs = {"token_level_rewards": rewards, "response_mask": mask, "index": uids, "config": cfg}
-    if name in ("grpo", "grpo_vectorized"):
-        # verl's compute_advantage passes this flag explicitly to its GRPO branch
-        kwargs["norm_adv_by_std_in_grpo"] = norm
-    adv, _ = fn(**kwargs)
-    return adv[:, 0]
+    if name not in ESTIMATORS:
+        raise ValueError(f"{name!r} is not one of tea-verl's estimators ({', '.join(ESTIMATORS)}): measure it with "
+                         "credit=tea_verl.integrations.verl.advantage.registered_credit (through verl's registry)")
+    groups = uid_to_group_ids(uids, scores.shape[0], scores.device)
+    credit, _ = best_of_n_credit(scores, groups, name, TeaConfig.from_keys(n, tea_keys), norm_by_std=norm)
+    return credit.to(scores.dtype)
 
 
 def infeasible(display: str, m: int, tea_keys=None) -> str | None:
@@ -81,14 +73,15 @@ def resolve(display: str, m: int, n: int) -> tuple[str, int]:
 
 
 def measure(law, m: int, n: int, estimator: str, *, groups: int, batches: int, seed: int, tea_keys=None,
-            norm: str = "none"):
+            norm: str = "none", credit=None):
     """Return dict(svr, svr_se, rho, rho_se) for one estimator on one law and budget.
 
     ``norm``: "none" (raw credit), "batch" or "group" (norm_adv_by_std_in_grpo=True with that
-    algorithm.tea.std_scale; verl's GRPO estimators always normalise per group).
+    algorithm.tea.std_scale; verl's GRPO estimators always normalise per group). ``credit``: the
+    per-sample credit function, :func:`own_credit` by default (tea-verl's estimators); verl's own
+    (``grpo``) need ``tea_verl.integrations.verl.advantage.registered_credit``.
     """
-    import verl  # noqa: F401  (loads the tea-verl plugin through the entry point)
-
+    call = credit or own_credit
     tea_keys = dict(tea_keys or {})
     if norm != "none":
         tea_keys["std_scale"] = norm
@@ -117,14 +110,14 @@ def measure(law, m: int, n: int, estimator: str, *, groups: int, batches: int, s
         scale = float(np.std(x))
         h = 1e-5 * scale
         xs = torch.from_numpy(x)
-        c = call_registered(reg, xs, uids, n_arg, norm_flag, **tea_keys).double().numpy()
+        c = call(reg, xs, uids, n_arg, norm_flag, **tea_keys).double().numpy()
         valid = x[first.numpy()] != atom  # all True without an atom
         moved = first[torch.from_numpy(valid)]
         xp, xm = xs.clone(), xs.clone()
         xp[moved] += h
         xm[moved] -= h
-        cp = call_registered(reg, xp, uids, n_arg, norm_flag, **tea_keys).double().numpy()[first.numpy()]
-        cm = call_registered(reg, xm, uids, n_arg, norm_flag, **tea_keys).double().numpy()[first.numpy()]
+        cp = call(reg, xp, uids, n_arg, norm_flag, **tea_keys).double().numpy()[first.numpy()]
+        cm = call(reg, xm, uids, n_arg, norm_flag, **tea_keys).double().numpy()[first.numpy()]
         d = np.where(valid, (cp - cm) / (2 * h), 0.0)
         r1 = x[first.numpy()]
         num.append(np.sum(d * (r1 - mean)))

@@ -54,7 +54,7 @@ def encode_settings(estimator: str, N: int, tea: dict | None = None) -> str:
     """The JSON of :data:`ENV`, validated first (a bad key fails here, naming it)."""
     if estimator not in BEST_OF_N:
         raise ValueError(f"{estimator!r} is not a best-of-N estimator; choose one of {', '.join(BEST_OF_N)}")
-    TeaConfig.from_algorithm({"tea": {"N": N, **(tea or {})}})
+    TeaConfig.from_keys(N, tea)
     return json.dumps({"estimator": estimator, "N": int(N), "tea": dict(tea or {})})
 
 
@@ -70,7 +70,7 @@ def settings() -> tuple[str, TeaConfig] | None:
         raise ValueError(f"{ENV}={raw!r} is not the JSON tea-verl writes ({{\"estimator\": ..., \"N\": ..., \"tea\": {{...}}}}): {exc}") from exc
     if estimator not in BEST_OF_N:
         raise ValueError(f"{ENV}: {estimator!r} is not a best-of-N estimator; choose one of {', '.join(BEST_OF_N)}")
-    return estimator, TeaConfig.from_algorithm({"tea": {"N": n, **tea}})
+    return estimator, TeaConfig.from_keys(n, tea)
 
 
 def required_settings() -> tuple[str, TeaConfig]:

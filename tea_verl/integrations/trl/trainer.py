@@ -63,7 +63,8 @@ class TeaGRPOConfig(GRPOConfig):
     """GRPOConfig plus the best-of-N estimator, its budget and tail keys."""
 
     estimator: str = field(default="tea", metadata={"help": f"best-of-N estimator: one of {', '.join(ESTIMATORS)}"})
-    N: int = field(default=64, metadata={"help": "deployment best-of-N budget (bon needs N <= num_generations)"})
+    N: int | None = field(default=None, metadata={
+        "help": "deployment best-of-N budget, required as in verl (algorithm.tea.N) and OpenRLHF (--tea.N); bon needs N <= num_generations"})
     tea: dict | None = field(default=None, metadata={
         "help": "other tail keys, as verl's algorithm.tea.*: e.g. {'alpha': 0.25, 'failure_reward': -3.0} (docs/configuration.md)"})
 
@@ -71,6 +72,9 @@ class TeaGRPOConfig(GRPOConfig):
         super().__post_init__()
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator={self.estimator!r} is not a best-of-N estimator; choose one of {', '.join(ESTIMATORS)}")
+        if self.N is None:
+            raise ValueError("N is required: the deployment best-of-N budget, e.g. TeaGRPOConfig(..., N=64) "
+                             "(the same key as verl's algorithm.tea.N and OpenRLHF's --tea.N)")
         if self.estimator == "bon" and self.N > self.num_generations:
             raise ValueError(f"estimator='bon' is exact only for N <= num_generations; got N={self.N} > "
                              f"num_generations={self.num_generations}. Use 'tea' or 'prefix_tea' to extrapolate, or lower N.")
@@ -81,7 +85,7 @@ class TeaGRPOConfig(GRPOConfig):
 
     def tea_config(self) -> TeaConfig:
         """The tail settings as the estimators read them (the same keys and checks as verl's ``algorithm.tea``)."""
-        return TeaConfig.from_algorithm({"tea": {"N": self.N, **(self.tea or {})}})
+        return TeaConfig.from_keys(self.N, self.tea)
 
 
 class TeaGRPOTrainer(GRPOTrainer):

@@ -1,6 +1,7 @@
 """verl glue: the registered advantage estimators (the five of :data:`tea_verl.estimators.ESTIMATORS`).
 
-Each function has verl's outcome-estimator signature and is registered in
+One function per row of :mod:`tea_verl.estimators.table` (:data:`ESTIMATOR_FUNCTIONS`, built from
+the table), each with verl's outcome-estimator signature, registered in
 ``verl.trainer.ppo.core_algos.ADV_ESTIMATOR_REGISTRY`` by :func:`register`, which the
 ``verl.plugins`` entry point (:mod:`tea_verl.integrations.verl.plugin`) calls on every ``import verl``.
 
@@ -21,21 +22,19 @@ import torch
 
 from tea_verl.config import TeaConfig
 from tea_verl.estimators import ESTIMATORS, CreditInfo, best_of_n_credit
+from tea_verl.estimators.layout import uid_to_group_ids
+from tea_verl.estimators.table import method
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "compute_bon_advantage",
-    "compute_tea_advantage",
-    "compute_prefix_tea_advantage",
-    "compute_tea_gev_advantage",
-    "compute_prefix_tea_gev_advantage",
     "ESTIMATOR_FUNCTIONS",
     "register",
     "last_info",
     "step_metrics",
     "new_run",
     "uid_to_group_ids",
+    "registered_credit",
 ]
 
 last_info: dict[str, CreditInfo] = {}  # diagnostics of the latest call, per estimator name
@@ -65,37 +64,6 @@ def step_metrics(estimator: str) -> dict[str, float]:
     """
     info = last_info.get(estimator)
     return {} if info is None else info.metrics(estimator)
-
-
-def uid_to_group_ids(index: Any, batch_size: int, device: torch.device) -> torch.Tensor:
-    """Map verl's prompt uids (numpy object array, list or tensor) to contiguous ids 0..G-1."""
-    if index is None:
-        raise ValueError(
-            "best-of-N estimators need `index` (the prompt uid of each sample) to form groups; verl "
-            "passes data.non_tensor_batch['uid'] when the batch has it. Make sure the trainer assigns "
-            "uids before repeating prompts rollout.n times (verl's ray trainer does)."
-        )
-    if isinstance(index, torch.Tensor):
-        index = index.detach().cpu().numpy()
-    arr = np.asarray(index)
-    if arr.ndim != 1 or arr.shape[0] != batch_size:
-        raise ValueError(
-            f"`index` must hold one prompt uid per sample: expected shape ({batch_size},), got {arr.shape}."
-        )
-    if arr.dtype != object:  # numbers or fixed-width strings: numpy's sort-based factorisation is fast
-        _, inverse = np.unique(arr, return_inverse=True)
-        return torch.as_tensor(inverse.reshape(-1), dtype=torch.long, device=device)
-    # verl's uids are uuid4 strings in an object array, which np.unique sorts as Python objects: 20-35 ms
-    # of a 55-70 ms call at 4096 x 16 samples on this project's CPU machines, against about 4 ms for a
-    # hash map. It numbers groups in order of first appearance; any ids 0..G-1 will do, since every
-    # group is credited on its own.
-    ids: dict = {}
-    try:
-        codes = [ids.setdefault(u, len(ids)) for u in arr.tolist()]
-    except TypeError:  # unhashable uids (lists, arrays): group by string form
-        ids.clear()
-        codes = [ids.setdefault(str(u), len(ids)) for u in arr.tolist()]
-    return torch.tensor(codes, dtype=torch.long, device=device)
 
 
 def _advantage(
@@ -143,36 +111,20 @@ def _advantage(
     return advantages, advantages
 
 
-def compute_bon_advantage(token_level_rewards, response_mask, index=None, config=None, **kwargs):
-    """Exact unbiased best-of-N advantage (N <= group size): ``N * E_S[(r_i - max_S r)_+]``."""
-    return _advantage("bon", token_level_rewards, response_mask, index, config)
+def _wrapper(name: str):
+    """The function verl's registry holds for the estimator ``name``: verl's estimator signature
+    (``token_level_rewards``, ``response_mask``, ``index``, ``config``), one per row of the table."""
+
+    def compute(token_level_rewards, response_mask, index=None, config=None, **kwargs):
+        return _advantage(name, token_level_rewards, response_mask, index, config)
+
+    compute.__name__ = compute.__qualname__ = f"compute_{name}_advantage"
+    compute.__doc__ = method(name).summary or f"The {name} best-of-N credit."
+    return compute
 
 
-def compute_tea_advantage(token_level_rewards, response_mask, index=None, config=None, **kwargs):
-    """TEA (the paper's): Gaussian upper-tail credit plugged in from the top ``ceil(alpha m)``
-    rewards (any N; equals ``bon`` for N <= m)."""
-    return _advantage("tea", token_level_rewards, response_mask, index, config)
-
-
-def compute_prefix_tea_advantage(token_level_rewards, response_mask, index=None, config=None, **kwargs):
-    """Prefix-TEA (the paper's): TEA debiased by a jackknife over sub-samples (equals ``bon`` for N <= m)."""
-    return _advantage("prefix_tea", token_level_rewards, response_mask, index, config)
-
-
-def compute_tea_gev_advantage(token_level_rewards, response_mask, index=None, config=None, **kwargs):
-    """TEA-GEV: the exact prefix estimators combined to approximate the best-of-N advantage of a
-    fitted GEV law (any N; equals ``bon`` for N <= m)."""
-    return _advantage("tea_gev", token_level_rewards, response_mask, index, config)
-
-
-def compute_prefix_tea_gev_advantage(token_level_rewards, response_mask, index=None, config=None, **kwargs):
-    """Prefix-TEA-GEV: moment cancellation over the exact prefix estimators on a GEV scaling law
-    (equals ``bon`` for N <= m)."""
-    return _advantage("prefix_tea_gev", token_level_rewards, response_mask, index, config)
-
-
-ESTIMATOR_FUNCTIONS = {name: globals()[f"compute_{name}_advantage"] for name in ESTIMATORS}
-"""Registry name -> function, for every estimator of the table (a missing function fails at import)."""
+ESTIMATOR_FUNCTIONS = {name: _wrapper(name) for name in ESTIMATORS}
+"""Registry name -> function, one for every estimator of :mod:`tea_verl.estimators.table`."""
 
 
 def register() -> None:
@@ -191,3 +143,23 @@ def register() -> None:
             ADV_ESTIMATOR_REGISTRY[name] = fn
             continue
         register_adv_est(name)(fn)
+
+
+def registered_credit(name: str, scores: torch.Tensor, uids: np.ndarray, n: int, norm: bool, **tea_keys) -> torch.Tensor:
+    """Per-sample advantage of any verl-registered estimator (verl's own ``grpo`` too), called as
+    verl's ``compute_advantage`` does: ``scores`` (B,) become token-level rewards of one token; the
+    result is the (B,) scalar. The ``credit`` of :func:`tea_verl.metrics.quality.measure` for verl's
+    estimators."""
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+
+    fn = get_adv_estimator_fn(name)
+    rewards = scores.reshape(-1, 1)
+    mask = torch.ones_like(rewards)
+    cfg = OmegaConf.create({"norm_adv_by_std_in_grpo": norm, "tea": {"N": n, **tea_keys}})
+    kwargs = {"token_level_rewards": rewards, "response_mask": mask, "index": uids, "config": cfg}
+    if name in ("grpo", "grpo_vectorized"):
+        # verl's compute_advantage passes this flag explicitly to its GRPO branch
+        kwargs["norm_adv_by_std_in_grpo"] = norm
+    adv, _ = fn(**kwargs)
+    return adv[:, 0]
