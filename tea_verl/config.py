@@ -105,6 +105,17 @@ class TeaConfig:
     extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._check_budget()
+        self._check_shape()
+        self._check_numbers()
+        self._check_failures()
+        if self.extra:
+            known = ", ".join(f.name for f in fields(self) if f.name != "extra")
+            raise ConfigError(
+                f"unknown key(s) under algorithm.tea: {sorted(self.extra)}; known keys: {known}."
+            )
+
+    def _check_budget(self) -> None:
         n = self.N
         if n is None:
             raise ConfigError(
@@ -114,6 +125,8 @@ class TeaConfig:
         if isinstance(n, bool) or not isinstance(n, (int, float)) or int(n) != n or n < 1:
             raise ConfigError(f"algorithm.tea.N must be an integer >= 1 (the best-of-N budget), got {n!r}.")
         object.__setattr__(self, "N", int(n))
+
+    def _check_shape(self) -> None:
         shape = self.shape
         if isinstance(shape, str):
             if shape != "pooled":
@@ -144,6 +157,8 @@ class TeaConfig:
                 f"algorithm.tea.shape_bounds must satisfy -2 <= lo < hi <= 0.9, got [{lo}, {hi}]; default [-1.0, 0.5]."
             )
         object.__setattr__(self, "shape_bounds", (lo, hi))
+
+    def _check_numbers(self) -> None:
         for key in ("shape_fallback", "smoothing", "rho", "max_top_tie_rate"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
@@ -176,6 +191,8 @@ class TeaConfig:
             raise ConfigError(f"algorithm.tea.order must be 1 or 2, got {self.order!r}.")
         if self.rho >= 0:
             raise ConfigError(f"algorithm.tea.rho must be < 0 (a second-order tail term), got {self.rho}.")
+
+    def _check_failures(self) -> None:
         fr = self.failure_reward
         if fr is not None:
             if isinstance(fr, str):
@@ -196,11 +213,6 @@ class TeaConfig:
                 f"and the valid answers; 0 off), got {fp!r}; default 1.0."
             )
         object.__setattr__(self, "failure_push", float(fp))
-        if self.extra:
-            known = ", ".join(f.name for f in fields(self) if f.name != "extra")
-            raise ConfigError(
-                f"unknown key(s) under algorithm.tea: {sorted(self.extra)}; known keys: {known}."
-            )
 
     @classmethod
     def from_algorithm(cls, algorithm: Any) -> TeaConfig:

@@ -148,6 +148,13 @@ def test_the_front_door_is_its_own_module_and_the_wrappers_come_from_the_table()
     assert adapters and not [str(p) for p in adapters if "from_algorithm" in p.read_text()]
 
 
+def test_no_function_is_longer_than_80_lines():
+    """Functions a reader must follow stay short: split them at the steps their docstrings number."""
+    long = [f"{p.relative_to(ROOT)}:{n.lineno} {n.name} ({n.end_lineno - n.lineno + 1} lines)"
+            for p in sorted((ROOT / "tea_verl").rglob("*.py")) for n in _functions(p) if n.end_lineno - n.lineno + 1 > 80]
+    assert not long, "functions over 80 lines:\n" + "\n".join(long)
+
+
 def test_the_estimators_keyword_defaults_are_the_configs():
     from tea_verl.config import TEA_DEFAULTS, TeaConfig
     from tea_verl.estimators import gaussian, gev

@@ -70,3 +70,9 @@ def test_every_cited_file_exists():
                 if not os.path.exists(os.path.normpath(os.path.join(base, target))):
                     missing.append(f"{os.path.relpath(f, ROOT)}: link {target}")
     assert not missing, "files cited but absent from the repository:\n" + "\n".join(missing)
+
+
+def test_the_readme_stays_a_front_page():
+    """At most 200 lines: the details live in docs/ and CONTRIBUTING.md, which it links."""
+    lines = _readme().splitlines()
+    assert len(lines) <= 200, f"README.md has {len(lines)} lines; move details to docs/ (the limit is 200)"

@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PREFIXES = ("bash ", ".venv/bin/", "tea-verl", "python ", "DRY_RUN=", "for ", "source ")
 
 
-PAGES = ("README.md", "docs/results.md", "docs/tools.md")
+PAGES = ("README.md", "docs/results.md", "docs/tools.md", "docs/frameworks.md")
 
 
 def readme_commands() -> list[str]:

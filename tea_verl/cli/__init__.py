@@ -39,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _main(argv: list[str] | None = None) -> int:
-    quiet_verl()
+def _parser() -> argparse.ArgumentParser:
+    """The ``tea-verl`` parser: the subcommands parsed here (diagnose, bon-report, preflight) and
+    those that forward their own options (demo, smoke, openrlhf)."""
     parser = argparse.ArgumentParser(prog="tea-verl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -52,6 +53,13 @@ def _main(argv: list[str] | None = None) -> int:
     sub.add_parser("smoke", add_help=False, help="a real verl launch on the CPU with a tiny model, a few steps: check a config before GPU hours")
     sub.add_parser("openrlhf", add_help=False,
                    help="OpenRLHF's PPO trainer (train_ppo_ray) with the best-of-N estimators: --algo.advantage.estimator tea --tea.N 64 ...")
+    _diagnose_parser(sub)
+    _bon_report_parser(sub)
+    _preflight_parser(sub)
+    return parser
+
+
+def _diagnose_parser(sub) -> None:
     dg = sub.add_parser(
         "diagnose",
         help="is your reward tail in the regime the estimators assume? which estimator and settings to use",
@@ -68,6 +76,9 @@ def _main(argv: list[str] | None = None) -> int:
     dg.add_argument("--draws", type=int, default=100_000, help="rewards per SVR/rho evaluation (default 100000)")
     dg.add_argument("--seed", type=int, default=0)
     dg.add_argument("--json", default=None, help="also write the diagnosis as JSON to this file")
+
+
+def _bon_report_parser(sub) -> None:
     rep = sub.add_parser(
         "bon-report",
         help="best-of-k / selected-gold curves, scaling-law fit and extrapolation from validation samples",
@@ -80,6 +91,9 @@ def _main(argv: list[str] | None = None) -> int:
     rep.add_argument("--extrapolate", default="128,256,512,1024", help="comma-separated N' to extrapolate to (those above the sampled n)")
     rep.add_argument("--shape", default="fit", help="tail shape xi of the law: 'fit' (default) or a number < 1")
     rep.add_argument("--no-plot", action="store_true", help="skip the PNG")
+
+
+def _preflight_parser(sub) -> None:
     pf = sub.add_parser(
         "preflight",
         help="compose a trainer config and check it before any GPU work (the recipes' dry run)",
@@ -91,6 +105,11 @@ def _main(argv: list[str] | None = None) -> int:
     pf.add_argument("--print-config", action="store_true", help="print the fully composed config first")
     pf.add_argument("--save-config", default=None, metavar="FILE", help="write the fully composed config to FILE")
     pf.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. algorithm.tea.N=64")
+
+
+def _main(argv: list[str] | None = None) -> int:
+    quiet_verl()
+    parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if args.cmd == "preflight":
         if rest:

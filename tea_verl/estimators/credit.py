@@ -136,6 +136,27 @@ def best_of_n_credit(
     Returns:
         credit (B,) in the dtype of ``scores``, and diagnostics.
     """
+    _check_call(scores, group_ids, estimator, config)
+    if scores.numel() == 0:
+        return scores.clone(), CreditInfo(float("nan"), float("nan"), 0)
+    check_finite(scores)
+    layout = group_layout(group_ids.to(scores.device))
+    multi = sorted(set(layout.sizes.tolist()) - {0, 1})
+    _check_group_sizes(estimator, config, layout, multi, short_bon_groups)
+    batch = _tail_state(scores.to(_F64), layout, multi, estimator, config)
+    credit = _dispatch(batch, layout, multi, estimator, config)
+    if batch.fail is not None:
+        credit = failures.cap(credit, batch.raw, batch.fail, layout)
+        credit = failures.push(credit, batch.raw, batch.fail, layout, config.failure_push)
+    if norm_by_std:
+        credit = _scale(credit, batch.padded, layout, config.std_scale, epsilon)
+    failure_share = float(batch.fail.sum()) / scores.numel() if batch.fail is not None else 0.0
+    info = CreditInfo(batch.xi, batch.r2, int((layout.sizes == 1).sum()), batch.tie_rate, int(batch.tied.sum()), batch.eligible,
+                      batch.pvalue, batch.discrete, failure_share=failure_share, **credit_stats(credit, batch.raw, layout))
+    return layout.unpad(credit).to(scores.dtype), info
+
+
+def _check_call(scores: torch.Tensor, group_ids: torch.Tensor, estimator: str, config: TeaConfig) -> None:
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; choose one of {ESTIMATORS}")
     if not isinstance(config, TeaConfig):
@@ -143,109 +164,127 @@ def best_of_n_credit(
             f"config must be a TeaConfig (the algorithm.tea settings), got {type(config).__name__}; "
             "e.g. TeaConfig(N=64) or TeaConfig.from_algorithm(algorithm)"
         )
-    n, alpha, max_top_tie_rate = config.N, config.alpha, config.max_top_tie_rate
     if scores.dim() != 1 or group_ids.shape != scores.shape:
         raise ValueError(
             f"scores and group_ids must be 1-D of the same length, got {tuple(scores.shape)} and "
             f"{tuple(group_ids.shape)}"
         )
-    if scores.numel() == 0:
-        return scores.clone(), CreditInfo(float("nan"), float("nan"), 0)
-    check_finite(scores)
-    layout = group_layout(group_ids.to(scores.device))
-    flat = scores.to(_F64)
-    raw = padded = layout.pad(flat)
-    fail = None  # failures of an extrapolating, continuous batch: censored before the credit, capped after it
-    sizes = layout.sizes
-    singletons = int((sizes == 1).sum())
-    distinct = sorted(set(sizes.tolist()) - {0})
-    multi = [m for m in distinct if m > 1]
+
+
+def _check_group_sizes(estimator: str, config: TeaConfig, layout: GroupLayout, multi: list[int], short_bon_groups: bool) -> None:
+    """``bon`` needs N <= every group size (unless short groups are allowed); the Gaussian family
+    needs a tail of two at every group size it extrapolates from."""
+    n = config.N
     if estimator == "bon" and multi and n > min(multi) and not short_bon_groups:
-        small = int(((sizes < n) & (sizes > 1)).sum())
+        small = int(((layout.sizes < n) & (layout.sizes > 1)).sum())
         raise ValueError(
             f"bon is exact only for N <= group size, but N={n} and {small} group(s) have fewer samples "
             f"(smallest m={min(multi)}). Use adv_estimator=tea or prefix_tea to extrapolate to N > m, "
             f"or raise rollout.n to at least {n}."
         )
-    family_gaussian = estimator in GAUSSIAN
-    if family_gaussian:
-        errors = [gaussian.tail_error(estimator, alpha, m) for m in multi if m < n]
+    if estimator in GAUSSIAN:
+        errors = [gaussian.tail_error(estimator, config.alpha, m) for m in multi if m < n]
         if any(errors):
             raise ValueError(next(e for e in errors if e))
-    xi, r2, tie_rate, pvalue = float("nan"), float("nan"), float("nan"), float("nan")
-    tied = torch.zeros(layout.num_groups, dtype=torch.bool, device=scores.device)
-    eligible = 0
-    discrete = False
-    needs_tail = estimator != "bon" and any(m < n for m in multi)
-    if needs_tail:
-        tied, varied = top_tie_groups(padded, layout, n)
-        eligible = int(varied.sum())
-        ties = int(tied.sum())
-        tie_rate = ties / eligible if eligible else 0.0
-        # Discrete rewards (pass/fail, a few levels) tie at the top in most groups; a continuous law
-        # with a few point masses ties rarely. Declare the batch discrete when a one-sided binomial
-        # test rejects "tie probability <= max_top_tie_rate" at level 5 %: a decision whose error
-        # rate does not depend on the batch size, where a fixed cliff on the observed rate fires on
-        # 2 ties in 16 groups. max_top_tie_rate = 1 never rejects.
-        pvalue = binomial_sf(ties, eligible, max_top_tie_rate) if eligible and max_top_tie_rate < 1.0 else 1.0
-        discrete = pvalue < DISCRETE_TEST_LEVEL
-        if not discrete:  # failures (an atom far below the rest): their size no longer counts (.failures)
-            flat_fail, threshold = failures.failure_mask(flat, config.failure_reward)
-            if threshold is not None and bool(flat_fail.any()):
-                fail = layout.pad(flat_fail) & layout.mask
-                padded = failures.censor(raw, fail, layout)
-        if not (family_gaussian or discrete):  # the GEV family's tail shape
-            if config.shape == "pooled":
-                xi, r2 = pooled_shape(padded, layout, multi, config.shape_bounds, config.shape_fallback)
-            else:
-                xi = float(config.shape)
-    M = layout.max_size
-    omega = torch.zeros(layout.num_groups, max(M - 1, 0), dtype=_F64, device=scores.device)
-    gamma = torch.zeros(layout.num_groups, dtype=_F64, device=scores.device)
+
+
+@dataclass
+class _TailState:
+    """What a batch says before its credit: the rewards (``raw``) and the ones the credit reads
+    (``padded``: failures censored), the groups whose top ties, the discreteness test, the failures
+    and the GEV family's tail shape."""
+
+    raw: torch.Tensor
+    padded: torch.Tensor
+    tied: torch.Tensor
+    eligible: int = 0
+    tie_rate: float = float("nan")
+    pvalue: float = float("nan")
+    discrete: bool = False
+    fail: torch.Tensor | None = None  # failures of an extrapolating, continuous batch: censored before the credit, capped after it
+    xi: float = float("nan")
+    r2: float = float("nan")
+
+
+def _tail_state(flat: torch.Tensor, layout: GroupLayout, multi: list[int], estimator: str, config: TeaConfig) -> _TailState:
+    raw = layout.pad(flat)
+    state = _TailState(raw=raw, padded=raw, tied=torch.zeros(layout.num_groups, dtype=torch.bool, device=flat.device))
+    n = config.N
+    if estimator == "bon" or not any(m < n for m in multi):
+        return state
+    state.tied, varied = top_tie_groups(raw, layout, n)
+    state.eligible = int(varied.sum())
+    ties = int(state.tied.sum())
+    state.tie_rate = ties / state.eligible if state.eligible else 0.0
+    # Discrete rewards (pass/fail, a few levels) tie at the top in most groups; a continuous law
+    # with a few point masses ties rarely. Declare the batch discrete when a one-sided binomial
+    # test rejects "tie probability <= max_top_tie_rate" at level 5 %: a decision whose error
+    # rate does not depend on the batch size, where a fixed cliff on the observed rate fires on
+    # 2 ties in 16 groups. max_top_tie_rate = 1 never rejects.
+    rate = config.max_top_tie_rate
+    state.pvalue = binomial_sf(ties, state.eligible, rate) if state.eligible and rate < 1.0 else 1.0
+    state.discrete = state.pvalue < DISCRETE_TEST_LEVEL
+    if state.discrete:
+        return state
+    # failures (an atom far below the rest): their size no longer counts (.failures)
+    flat_fail, threshold = failures.failure_mask(flat, config.failure_reward)
+    if threshold is not None and bool(flat_fail.any()):
+        state.fail = layout.pad(flat_fail) & layout.mask
+        state.padded = failures.censor(raw, state.fail, layout)
+    if estimator not in GAUSSIAN:  # the GEV family's tail shape
+        if config.shape == "pooled":
+            state.xi, state.r2 = pooled_shape(state.padded, layout, multi, config.shape_bounds, config.shape_fallback)
+        else:
+            state.xi = float(config.shape)
+    return state
+
+
+def _dispatch(batch: _TailState, layout: GroupLayout, multi: list[int], estimator: str, config: TeaConfig) -> torch.Tensor:
+    """The credit of every group size: exact ``bon`` where N <= m or the batch is discrete, the
+    Gaussian family's credit, or the GEV family's rank weights; a group whose top ties gets ``bon``
+    at N = m."""
+    n, padded, device = config.N, batch.padded, batch.padded.device
+    omega = torch.zeros(layout.num_groups, max(layout.max_size - 1, 0), dtype=_F64, device=device)
+    gamma = torch.zeros(layout.num_groups, dtype=_F64, device=device)
     direct = torch.zeros_like(padded)  # the Gaussian family's credit, for the groups it handles
     for m in multi:
-        sel = sizes == m
-        if estimator == "bon" or m >= n or discrete:
+        sel = layout.sizes == m
+        if estimator == "bon" or m >= n or batch.discrete:
             om, ga = bon_weights(m, min(n, m))
-        elif family_gaussian:
+        elif estimator in GAUSSIAN:
             om, ga = torch.zeros(m - 1, dtype=_F64), 0.0
             rows = padded[sel, :m]
             if estimator == "tea":
-                direct[sel, :m] = gaussian.tea_credit(rows, n, alpha)
+                direct[sel, :m] = gaussian.tea_credit(rows, n, config.alpha)
             else:
                 direct[sel, :m] = gaussian.prefix_tea_credit(
-                    rows, n, alpha, config.jackknife_order, config.jackknife_sizes, config.jackknife_orderings
+                    rows, n, config.alpha, config.jackknife_order, config.jackknife_sizes, config.jackknife_orderings
                 )
         elif estimator == "prefix_tea_gev":
-            om, ga = prefix_to_rank_weights(prefix_tea_weights(m, n, xi, config.order, config.rho, config.smoothing))
+            om, ga = prefix_to_rank_weights(prefix_tea_weights(m, n, batch.xi, config.order, config.rho, config.smoothing))
         else:
-            om, ga = prefix_to_rank_weights(tea_weights(m, n, xi, config.smoothing, config.order, config.rho))
-        omega[sel, : m - 1] = om.to(scores.device)
+            om, ga = prefix_to_rank_weights(tea_weights(m, n, batch.xi, config.smoothing, config.order, config.rho))
+        omega[sel, : m - 1] = om.to(device)
         gamma[sel] = ga
-        fallback = sel & tied
-        if m < n and not discrete and bool(fallback.any()):
+        fallback = sel & batch.tied
+        if m < n and not batch.discrete and bool(fallback.any()):
             # a tied top: the tail model has no continuous tail to extrapolate; exact bon at N = m
             om, ga = bon_weights(m, m)
             omega[fallback] = 0.0
-            omega[fallback, : m - 1] = om.to(scores.device)
+            omega[fallback, : m - 1] = om.to(device)
             gamma[fallback] = ga
             direct[fallback] = 0.0
-    credit = rank_credit(padded, layout, omega, gamma) + direct
-    if fail is not None:
-        credit = failures.cap(credit, raw, fail, layout)
-        credit = failures.push(credit, raw, fail, layout, config.failure_push)
-    if norm_by_std:
-        std = group_std(padded, layout)
-        if config.std_scale == "batch":
-            multi_groups = layout.sizes > 1
-            scale = std[multi_groups].mean() if bool(multi_groups.any()) else std.new_zeros(())
-            credit = credit / (scale + epsilon)
-        else:
-            credit = credit / (std + epsilon)[:, None]
-    failure_share = float(fail.sum()) / scores.numel() if fail is not None else 0.0
-    info = CreditInfo(xi, r2, singletons, tie_rate, int(tied.sum()), eligible, pvalue, discrete,
-                      failure_share=failure_share, **credit_stats(credit, raw, layout))
-    return layout.unpad(credit).to(scores.dtype), info
+    return rank_credit(padded, layout, omega, gamma) + direct
+
+
+def _scale(credit: torch.Tensor, padded: torch.Tensor, layout: GroupLayout, std_scale: str, epsilon: float) -> torch.Tensor:
+    """Credit divided by the batch mean of the group stds (``batch``) or each group's own (``group``)."""
+    std = group_std(padded, layout)
+    if std_scale == "batch":
+        multi_groups = layout.sizes > 1
+        scale = std[multi_groups].mean() if bool(multi_groups.any()) else std.new_zeros(())
+        return credit / (scale + epsilon)
+    return credit / (std + epsilon)[:, None]
 
 
 def credit_stats(credit: torch.Tensor, padded: torch.Tensor, layout: GroupLayout) -> dict[str, float]:

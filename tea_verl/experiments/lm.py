@@ -736,112 +736,132 @@ def plot(res: dict, s: dict, path: str, default_reward: bool) -> None:
 
 
 def run(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") -> int:
-    from tea_verl.launch.common import cpu_env, parse_reward_fn, quiet_verl, require_cpu_backend, run_process
+    """Check every run's config, warm-start the policies, train every run in one child process (one
+    Ray session), then collect, tabulate and plot the results."""
+    from tea_verl.launch.common import parse_reward_fn, quiet_verl, require_cpu_backend
 
     quiet_verl()
     args = parser(prog).parse_args(argv)
     require_cpu_backend()
     s = settings(args)
     reward = parse_reward_fn(args.reward_fn) if args.reward_fn else (f"pkg://{MODULE}", "spread_reward")
-    default_reward = args.reward_fn is None
     started = time.time()
     out = os.path.abspath(args.out)
     ray_tmp = tempfile.mkdtemp(prefix="tea-lm-ray-")
     try:
-        runs = compose_runs(s, out, reward, ray_tmp)  # every config composes before any work
-        from tea_verl.integrations.verl.preflight import check
-
-        not_built = {"data.train_files", "data.val_files"}  # the warm start writes them below
-        for r in runs:
-            problems = [p for p in check(r["cfg"]) if p.key not in not_built]
-            if problems:
-                raise LMError(f"run {r['name']}: the config would fail in verl:\n" + "\n".join(f"  - {p}" for p in problems))
-        for sub in ("val", "metrics"):  # a previous run's results, once this one can start
-            shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
-        os.makedirs(out, exist_ok=True)
-        n_runs = len(runs)
-        print(f"[lm] {n_runs} runs: {','.join(s['estimators'])} x {s['seeds']} seed(s); m = {s['m']}, N = {s['N']}, "
-              f"{s['steps']} steps of {s['batch']} prompts, validation every {s['val_every']} steps with {s['val_n']} samples "
-              f"per prompt; reward {reward[0]}:{reward[1]}{_overrides_note(s)}", flush=True)
-        warm = {}
-        for seed in range(s["seeds"]):
-            t0 = time.time()
-            warm[seed] = build_assets(os.path.join(out, "assets", f"seed{seed}"), seed)
-            p = warm[seed]["first_word_prob"]
-            print(f"[lm] seed {seed}: warm start in {time.time() - t0:.0f} s, P(first word safe) {p['safe']:.2f}, maybe {p['maybe']:.2f}", flush=True)
-        for r in runs:
-            problems = check(r["cfg"])
-            if problems:
-                raise LMError(f"run {r['name']}: the config would fail in verl:\n" + "\n".join(f"  - {p}" for p in problems))
-        plan_path = os.path.join(out, "plan.json")
-        with open(plan_path, "w") as f:
-            json.dump({"settings": s, "runs": [{k: r[k] for k in ("name", "estimator", "seed", "overrides")} for r in runs]}, f, indent=1)
-        from transformers import AutoTokenizer
-
-        probe_path = os.path.join(out, "probe.json")
-        if os.path.exists(os.path.join(out, "probe.jsonl")):
-            os.remove(os.path.join(out, "probe.jsonl"))
-        with open(probe_path, "w") as f:
-            tok = AutoTokenizer.from_pretrained(os.path.join(out, "assets", "seed0", "model"))
-            json.dump(probe_spec(tok, prompts()[0], os.path.join(out, "probe.jsonl")), f)
-        env = cpu_env(VERL_FILE_LOGGER_PATH=None, VERL_FILE_LOGGER_ROOT=os.path.join(out, "metrics"), TEA_CPU_PROBE=probe_path)
-        log_path = os.path.join(out, "lm.log")
-        print(f"[lm] starting Ray once for all runs (about a minute on 2 cores); full log: {log_path}", flush=True)
-        state = {"run": ""}
-
-        def on_line(line: str) -> None:
-            mt = re.search(r"\[lm\] run (\d+)/(\d+) (\S+): (.*)$", line)
-            if mt:
-                state["run"] = mt[3]
-                print(f"[lm] {time.time() - started:6.0f} s  run {mt[1]}/{mt[2]} {mt[3]}: {mt[4]}", flush=True)
-                return True
-            return False
-
-        def progress(step, total, rest, elapsed):
-            best = re.search(rf"exact_best@{s['N']}/mean:([-\d.e+]+)", rest)
-            score = re.search(r"critic/score/mean:([-\d.e+]+)", rest)
-            if best or step == total:
-                parts = ([f"reward mean {float(score[1]):+.3f}"] if score else []) + (
-                    [f"validation best-of-{s['N']} {float(best[1]):+.3f}"] if best else [])
-                print(f"[lm] {time.time() - started:6.0f} s  {state['run']} step {step}/{total}: {', '.join(parts)}", flush=True)
-
-        cmd = [sys.executable, "-m", MODULE, "--child", plan_path]
-        rc = run_process(cmd, env, log_path, s["steps"], args.timeout, ray_tmp, progress, on_line=on_line)
-        if rc != 0:
-            from tea_verl.launch.common import last_error
-
-            raise LMError(f"the runs failed (exit {rc}) during {state['run'] or 'start-up'}: {last_error(log_path)}  Full log: {log_path}")
-        res = collect(out, runs, (1, s["m"], s["N"]) if default_reward else ())
-        summary = summarize(res, s)
-        table = format_table(summary, s, default_reward)
-        png = os.path.join(out, "lm.png")
-        plot(res, s, png, default_reward)
-        result = {"settings": s, "reward_fn": f"{reward[0]}:{reward[1]}", "warm_start": warm, "summary": summary,
-                  "runs": res, "wall_s": round(time.time() - started, 1),
-                  "pure_modes": {mode: {str(k): pure_best_of(mode, k) for k in (1, s["m"], s["N"])} for mode in "AB"} if default_reward else None}
-        with open(os.path.join(out, "lm.json"), "w") as f:
-            json.dump(result, f, indent=1)
-        print()
-        print(f"tiny LM through verl's trainer (CPU): m = {s['m']}, deployment best-of-{s['N']}, {s['steps']} steps, "
-              f"final validation ({s['val_n']} samples x {_final(next(iter(res.values())))['prompts']} prompts), "
-              f"mean ± s.e. over {s['seeds']} seed(s){_overrides_note(s)}")
-        print(table)
-        print()
-        print(format_trajectory(res, s))
-        print()
-        probe = format_probe(res, s)
-        if probe:
-            print(probe)
-            print()
-        print(format_runs(res, s))
-        print(f"\nplot: {png}   data: {os.path.join(out, 'lm.json')}")
-        if s["seeds"] == 1:
-            print("one seed: no standard errors; the paired comparison over 3 seeds is `python -m benchmarks.lm` "
-                  "(docs/results.md, 'A language model, through verl's own trainer').")
-        print(f"total {time.time() - started:.0f} s")
+        runs, warm, plan_path, probe_path = _prepare(s, out, reward, ray_tmp)
+        _train(s, out, plan_path, probe_path, args.timeout, ray_tmp, started)
+        _report(s, out, runs, reward, warm, args.reward_fn is None, started)
         return 0
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _prepare(s: dict, out: str, reward: tuple[str, str], ray_tmp: str):
+    """Compose and check every run, clear the previous results, warm-start each seed's policy and
+    write the plan and the probe; returns (runs, warm starts, plan path, probe path)."""
+    runs = compose_runs(s, out, reward, ray_tmp)  # every config composes before any work
+    from tea_verl.integrations.verl.preflight import check
+
+    not_built = {"data.train_files", "data.val_files"}  # the warm start writes them below
+    for r in runs:
+        problems = [p for p in check(r["cfg"]) if p.key not in not_built]
+        if problems:
+            raise LMError(f"run {r['name']}: the config would fail in verl:\n" + "\n".join(f"  - {p}" for p in problems))
+    for sub in ("val", "metrics"):  # a previous run's results, once this one can start
+        shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
+    os.makedirs(out, exist_ok=True)
+    n_runs = len(runs)
+    print(f"[lm] {n_runs} runs: {','.join(s['estimators'])} x {s['seeds']} seed(s); m = {s['m']}, N = {s['N']}, "
+          f"{s['steps']} steps of {s['batch']} prompts, validation every {s['val_every']} steps with {s['val_n']} samples "
+          f"per prompt; reward {reward[0]}:{reward[1]}{_overrides_note(s)}", flush=True)
+    warm = {}
+    for seed in range(s["seeds"]):
+        t0 = time.time()
+        warm[seed] = build_assets(os.path.join(out, "assets", f"seed{seed}"), seed)
+        p = warm[seed]["first_word_prob"]
+        print(f"[lm] seed {seed}: warm start in {time.time() - t0:.0f} s, P(first word safe) {p['safe']:.2f}, maybe {p['maybe']:.2f}", flush=True)
+    for r in runs:
+        problems = check(r["cfg"])
+        if problems:
+            raise LMError(f"run {r['name']}: the config would fail in verl:\n" + "\n".join(f"  - {p}" for p in problems))
+    plan_path = os.path.join(out, "plan.json")
+    with open(plan_path, "w") as f:
+        json.dump({"settings": s, "runs": [{k: r[k] for k in ("name", "estimator", "seed", "overrides")} for r in runs]}, f, indent=1)
+    from transformers import AutoTokenizer
+
+    probe_path = os.path.join(out, "probe.json")
+    if os.path.exists(os.path.join(out, "probe.jsonl")):
+        os.remove(os.path.join(out, "probe.jsonl"))
+    with open(probe_path, "w") as f:
+        tok = AutoTokenizer.from_pretrained(os.path.join(out, "assets", "seed0", "model"))
+        json.dump(probe_spec(tok, prompts()[0], os.path.join(out, "probe.jsonl")), f)
+    return runs, warm, plan_path, probe_path
+
+
+def _train(s: dict, out: str, plan_path: str, probe_path: str, timeout: float, ray_tmp: str, started: float) -> None:
+    """Every run in one child process, with a progress line per run and per validation."""
+    from tea_verl.launch.common import cpu_env, run_process
+
+    env = cpu_env(VERL_FILE_LOGGER_PATH=None, VERL_FILE_LOGGER_ROOT=os.path.join(out, "metrics"), TEA_CPU_PROBE=probe_path)
+    log_path = os.path.join(out, "lm.log")
+    print(f"[lm] starting Ray once for all runs (about a minute on 2 cores); full log: {log_path}", flush=True)
+    state = {"run": ""}
+
+    def on_line(line: str) -> None:
+        mt = re.search(r"\[lm\] run (\d+)/(\d+) (\S+): (.*)$", line)
+        if mt:
+            state["run"] = mt[3]
+            print(f"[lm] {time.time() - started:6.0f} s  run {mt[1]}/{mt[2]} {mt[3]}: {mt[4]}", flush=True)
+            return True
+        return False
+
+    def progress(step, total, rest, elapsed):
+        best = re.search(rf"exact_best@{s['N']}/mean:([-\d.e+]+)", rest)
+        score = re.search(r"critic/score/mean:([-\d.e+]+)", rest)
+        if best or step == total:
+            parts = ([f"reward mean {float(score[1]):+.3f}"] if score else []) + (
+                [f"validation best-of-{s['N']} {float(best[1]):+.3f}"] if best else [])
+            print(f"[lm] {time.time() - started:6.0f} s  {state['run']} step {step}/{total}: {', '.join(parts)}", flush=True)
+
+    cmd = [sys.executable, "-m", MODULE, "--child", plan_path]
+    rc = run_process(cmd, env, log_path, s["steps"], timeout, ray_tmp, progress, on_line=on_line)
+    if rc != 0:
+        from tea_verl.launch.common import last_error
+
+        raise LMError(f"the runs failed (exit {rc}) during {state['run'] or 'start-up'}: {last_error(log_path)}  Full log: {log_path}")
+
+
+def _report(s: dict, out: str, runs: list[dict], reward: tuple[str, str], warm: dict, default_reward: bool, started: float) -> None:
+    """The results of every run: ``lm.json``, ``lm.png`` and the tables."""
+    res = collect(out, runs, (1, s["m"], s["N"]) if default_reward else ())
+    summary = summarize(res, s)
+    table = format_table(summary, s, default_reward)
+    png = os.path.join(out, "lm.png")
+    plot(res, s, png, default_reward)
+    result = {"settings": s, "reward_fn": f"{reward[0]}:{reward[1]}", "warm_start": warm, "summary": summary,
+              "runs": res, "wall_s": round(time.time() - started, 1),
+              "pure_modes": {mode: {str(k): pure_best_of(mode, k) for k in (1, s["m"], s["N"])} for mode in "AB"} if default_reward else None}
+    with open(os.path.join(out, "lm.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    print()
+    print(f"tiny LM through verl's trainer (CPU): m = {s['m']}, deployment best-of-{s['N']}, {s['steps']} steps, "
+          f"final validation ({s['val_n']} samples x {_final(next(iter(res.values())))['prompts']} prompts), "
+          f"mean ± s.e. over {s['seeds']} seed(s){_overrides_note(s)}")
+    print(table)
+    print()
+    print(format_trajectory(res, s))
+    print()
+    probe = format_probe(res, s)
+    if probe:
+        print(probe)
+        print()
+    print(format_runs(res, s))
+    print(f"\nplot: {png}   data: {os.path.join(out, 'lm.json')}")
+    if s["seeds"] == 1:
+        print("one seed: no standard errors; the paired comparison over 3 seeds is `python -m benchmarks.lm` "
+              "(docs/results.md, 'A language model, through verl's own trainer').")
+    print(f"total {time.time() - started:.0f} s")
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m benchmarks.lm") -> int:

@@ -341,9 +341,40 @@ def _smoke(args, ray_tmp: str) -> int:
         raise SmokeError(f"--ranks must be >= 1, got {args.ranks}")
     started = time.time()
     out = os.path.abspath(args.out)
-    assets = os.path.join(out, "assets")
     reward = parse_reward_fn(args.reward_fn) if args.reward_fn else DEFAULT_REWARD
     config_dir, config_name = _config_location(args)
+    cfg, hydra_overrides, replaced, m = _compose_checked(args, out, reward, config_dir, config_name, ray_tmp)
+    rc, metrics_path, weight_path, log_path = _run_trainer(args, out, cfg, hydra_overrides, config_dir, config_name, ray_tmp)
+    from omegaconf import OmegaConf
+
+    steps = read_jsonl(metrics_path)
+    weight_log = read_jsonl(weight_path)
+    checks = evaluate(steps, weight_log, args.steps) if rc == 0 else []
+    result = {
+        "ok": rc == 0 and bool(checks) and all(c["ok"] for c in checks),
+        "returncode": rc,
+        "wall_s": round(time.time() - started, 1),
+        "config": {"config_path": config_dir, "config_name": config_name, "overrides": list(args.overrides),
+                   "adv_estimator": cfg.algorithm.adv_estimator, "rollout_n": m, "N": OmegaConf.select(cfg, "algorithm.tea.N"),
+                   "reward_fn": f"{reward[0]}:{reward[1]}", "ranks": args.ranks, "reward_model": args.reward_model},
+        "replaced": {k: {"was": v[0], "now": v[1]} for k, v in replaced.items()},
+        "checks": checks,
+        "weight_sync": weight_log,
+        "steps": steps,
+    }
+    with open(os.path.join(out, "smoke.json"), "w") as f:
+        json.dump(result, f, indent=1, default=str)
+    if rc != 0:
+        raise SmokeError(f"verl's run failed (exit {rc}): {last_error(log_path)}  Full log: {log_path}")
+    print(_summary(steps, checks))
+    print(f"\n[smoke] {'PASSED' if result['ok'] else 'FAILED'} in {result['wall_s']:.0f} s; wrote {os.path.join(out, 'smoke.json')}")
+    return 0 if result["ok"] else 1
+
+
+def _compose_checked(args, out: str, reward: tuple[str, str], config_dir: str, config_name: str, ray_tmp: str):
+    """The user's config with the CPU run's keys, its assets built and preflight-checked; prints what
+    was replaced. Returns (config, Hydra overrides, replaced keys, rollout.n)."""
+    assets = os.path.join(out, "assets")
     user_cfg = compose_or_fail(config_dir, config_name, args.overrides)
     batch = TRAIN_PROMPTS
     filled = fill_ins(user_cfg)
@@ -371,6 +402,14 @@ def _smoke(args, ray_tmp: str) -> int:
     print(f"[smoke] replaced {len(replaced)} key(s) for the CPU run:", flush=True)
     for key, (old, new) in replaced.items():
         print(f"  {key}: {hydra_value(old)} -> {hydra_value(new)}", flush=True)
+    return cfg, hydra_overrides, replaced, m
+
+
+def _run_trainer(args, out: str, cfg, hydra_overrides: list[str], config_dir: str, config_name: str, ray_tmp: str):
+    """``tea_verl.main_ppo`` in a child process with the CPU backend, a progress line per step.
+    Returns (exit status, metrics path, weight-sync log path, log path)."""
+    from omegaconf import OmegaConf
+
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "composed_config.yaml"), "w") as f:
         f.write(OmegaConf.to_yaml(cfg))
@@ -401,28 +440,7 @@ def _smoke(args, ray_tmp: str) -> int:
               f"[{val('critic/advantages/min'):+.3f}, {val('critic/advantages/max'):+.3f}]", flush=True)
 
     rc = run_process(cmd, env, log_path, args.steps, args.timeout, ray_tmp, progress)
-    steps = read_jsonl(metrics_path)
-    weight_log = read_jsonl(weight_path)
-    checks = evaluate(steps, weight_log, args.steps) if rc == 0 else []
-    result = {
-        "ok": rc == 0 and bool(checks) and all(c["ok"] for c in checks),
-        "returncode": rc,
-        "wall_s": round(time.time() - started, 1),
-        "config": {"config_path": config_dir, "config_name": config_name, "overrides": list(args.overrides),
-                   "adv_estimator": est, "rollout_n": m, "N": OmegaConf.select(cfg, "algorithm.tea.N"),
-                   "reward_fn": f"{reward[0]}:{reward[1]}", "ranks": args.ranks, "reward_model": args.reward_model},
-        "replaced": {k: {"was": v[0], "now": v[1]} for k, v in replaced.items()},
-        "checks": checks,
-        "weight_sync": weight_log,
-        "steps": steps,
-    }
-    with open(os.path.join(out, "smoke.json"), "w") as f:
-        json.dump(result, f, indent=1, default=str)
-    if rc != 0:
-        raise SmokeError(f"verl's run failed (exit {rc}): {last_error(log_path)}  Full log: {log_path}")
-    print(_summary(steps, checks))
-    print(f"\n[smoke] {'PASSED' if result['ok'] else 'FAILED'} in {result['wall_s']:.0f} s; wrote {os.path.join(out, 'smoke.json')}")
-    return 0 if result["ok"] else 1
+    return rc, metrics_path, weight_path, log_path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -243,12 +243,27 @@ def diagnose(
     progress=None,
 ) -> Diagnosis:
     """Run the six steps of the module docstring. ``draws``: rewards per SVR/rho evaluation."""
+    check_arguments(m, N, min_samples, batch_prompts)
+    d, kept, kept_raw = _describe(samples, m, N, min_samples, batch_prompts, seed)
+    n_min = min(d.samples_per_prompt)
+    curves = np.stack([prompt_curves(z)[0][:n_min] for z in kept])  # (P, n_min) exact best-of-k of z
+    curves = curves - curves[:, :1]
+    _fit_shape(d, curves, n_boot, seed)
+    _check_extrapolation(d, curves, m, n_min)
+    if _without_tail(d, m, N, batch_prompts):
+        return d
+    _measure_candidates(d, kept, kept_raw, m, N, draws, groups, seed, progress)
+    _recommend(d, m)
+    return d
+
+
+def _describe(samples: Samples, m: int, N: int, min_samples: int, batch_prompts: int, seed: int):
+    """Steps 1-2: the prompts kept (standardised), the failure atom or a rare penalty, and the ties
+    at the group size. Returns the diagnosis so far, and the kept prompts' z-scores and raw scores."""
     import torch
 
-    from tea_verl.estimators import fit_tail_shape, phi
     from tea_verl.estimators.failures import bottom_atom
 
-    check_arguments(m, N, min_samples, batch_prompts)
     prompts = samples.prompts()
     atom = bottom_atom(torch.as_tensor(samples.selection, dtype=torch.float64))
     kept, kept_raw, short, const, ties = _standardise(samples, prompts, min_samples)
@@ -279,17 +294,22 @@ def diagnose(
         d.group_tie_rate, d.fallback_groups_per_batch, d.discrete_batch_rate = group_size_ties(raw, m, N, batch_prompts, seed=seed)
     else:
         d.reasons.append(f"tie check at the group size skipped: some prompts have fewer than m = {m} samples")
-    n_min = min(sizes)
-    curves = np.stack([prompt_curves(z)[0][:n_min] for z in kept])  # (P, n_min) exact best-of-k of z
-    curves = curves - curves[:, :1]
+    return d, kept, kept_raw
 
-    # 3. tail shape: the estimators' own pooled fit (k = 2..n_min), bootstrap CI over prompts
+
+def _fit_shape(d: Diagnosis, curves: np.ndarray, n_boot: int, seed: int) -> None:
+    """Step 3: the tail shape, the estimators' own pooled fit (k = 2..n_min), with a bootstrap
+    interval over prompts."""
+    import torch
+
+    from tea_verl.estimators import fit_tail_shape
+
     def fit(rows: np.ndarray) -> tuple[float, float]:
         return fit_tail_shape(torch.from_numpy(rows.sum(0)), (-1.0, 0.5), kmin=2)
 
     d.xi, d.law_r2 = fit(curves)
     rng = np.random.default_rng(seed)
-    boots = [fit(curves[rng.integers(0, len(kept), len(kept))])[0] for _ in range(n_boot)]
+    boots = [fit(curves[rng.integers(0, len(curves), len(curves))])[0] for _ in range(n_boot)]
     d.xi_ci = (float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975)))
     for side, bound in zip(("lower", "upper"), SHAPE_BOUNDS):
         if abs(d.xi - bound) < 1e-6:
@@ -299,28 +319,38 @@ def diagnose(
                 "(algorithm.tea.shape_bounds): the best fit may lie beyond it, and the interval is cut there"
             )
 
-    # 4. extrapolation check: law fitted on k = 2..m, predicted at k = n_min
-    if n_min > m and m >= 3:
-        mean = curves.mean(0)
-        sem = curves.std(0, ddof=1) / math.sqrt(len(kept))
-        xi_m, _ = fit_tail_shape(torch.from_numpy(curves[:, :m].sum(0)), (-1.0, 0.5), kmin=2 if m >= 4 else 1)
-        ks = np.arange(2 if m >= 4 else 1, m + 1, dtype=np.float64)
-        X = np.stack([np.ones_like(ks), phi(xi_m, torch.from_numpy(ks)).numpy()], 1)
-        coef, *_ = np.linalg.lstsq(X, mean[ks.astype(int) - 1], rcond=None)
-        pred = float(coef[0] + coef[1] * phi(xi_m, torch.tensor([float(n_min)]))[0])
-        miss = pred - float(mean[-1])
-        d.extrapolation = {
-            "fit_on_k": [int(ks[0]), m], "xi_fitted_on_k_le_m": xi_m, "k": n_min,
-            "predicted": pred, "measured": float(mean[-1]), "miss": miss,
-            "miss_in_se": miss / float(sem[-1]) if sem[-1] > 0 else None,
-        }
-    else:
-        d.reasons.append(f"extrapolation check skipped: it needs more than m = {m} samples per prompt")
 
+def _check_extrapolation(d: Diagnosis, curves: np.ndarray, m: int, n_min: int) -> None:
+    """Step 4: the law fitted on k = 2..m, predicted at k = n_min, against the measured curve."""
+    import torch
+
+    from tea_verl.estimators import fit_tail_shape, phi
+
+    if not (n_min > m and m >= 3):
+        d.reasons.append(f"extrapolation check skipped: it needs more than m = {m} samples per prompt")
+        return
+    mean = curves.mean(0)
+    sem = curves.std(0, ddof=1) / math.sqrt(len(curves))
+    xi_m, _ = fit_tail_shape(torch.from_numpy(curves[:, :m].sum(0)), (-1.0, 0.5), kmin=2 if m >= 4 else 1)
+    ks = np.arange(2 if m >= 4 else 1, m + 1, dtype=np.float64)
+    X = np.stack([np.ones_like(ks), phi(xi_m, torch.from_numpy(ks)).numpy()], 1)
+    coef, *_ = np.linalg.lstsq(X, mean[ks.astype(int) - 1], rcond=None)
+    pred = float(coef[0] + coef[1] * phi(xi_m, torch.tensor([float(n_min)]))[0])
+    miss = pred - float(mean[-1])
+    d.extrapolation = {
+        "fit_on_k": [int(ks[0]), m], "xi_fitted_on_k_le_m": xi_m, "k": n_min,
+        "predicted": pred, "measured": float(mean[-1]), "miss": miss,
+        "miss_in_se": miss / float(sem[-1]) if sem[-1] > 0 else None,
+    }
+
+
+def _without_tail(d: Diagnosis, m: int, N: int, batch_prompts: int) -> bool:
+    """Where no tail estimator applies (N <= m, or discrete rewards), recommend bon and say so;
+    otherwise note the ties the tail estimators will meet. True when the diagnosis is done."""
     if N <= m:
         d.recommendation = Candidate("bon (exact, N <= m)", "bon_m", {}, ["algorithm.adv_estimator=bon", f"algorithm.tea.N={N}"])
         d.reasons.append(f"N = {N} <= m = {m}: the exact estimator needs no tail assumption (tea/prefix_tea reduce to it)")
-        return d
+        return True
     if d.discrete_batch_rate > DISCRETE_MAJORITY:
         d.recommendation = Candidate("bon at N = m", "bon_m", {}, ["algorithm.adv_estimator=bon", f"algorithm.tea.N={m}"])
         d.reasons.append(
@@ -328,31 +358,25 @@ def diagnose(
             f"{d.discrete_batch_rate:.0%} of batches of {batch_prompts} prompts would be declared discrete, in which "
             "the tail estimators train with bon at N = m anyway; use it directly (N is then m, not the deployment N)"
         )
-        return d
+        return True
     if d.fallback_groups_per_batch > 0:
         d.reasons.append(
             f"ties: {d.group_tie_rate:.1%} of groups of {m} tie at the top; about {d.fallback_groups_per_batch:.1f} of "
             f"{batch_prompts} groups per batch will get bon at N = m (metric tea/fallback_groups); "
             f"{d.discrete_batch_rate:.1%} of batches would be declared discrete (tea/fallback_batch)"
         )
+    return False
 
-    # 5. SVR and rho on the empirical law of the pooled z-scores
-    from tea_verl.metrics.quality import measure
 
-    z_all = np.concatenate(kept)
-    d.atoms = z_all.size
-    if z_all.size < 4 * N:
-        d.reasons.append(f"only {z_all.size} pooled samples for N = {N}: the empirical tail above quantile 1 - 1/{2 * z_all.size} is flat")
-    law, keys_on = _empirical_law(d, z_all, np.concatenate(kept_raw))
-    xi_fixed = round(d.xi, 3)
-    base = [f"algorithm.tea.N={N}"]
-    d.reference = Candidate(f"bon at N = m = {m}", "bon_m", {}, ["algorithm.adv_estimator=bon", f"algorithm.tea.N={m}"])
+def _candidates(m: int, N: int, xi: float) -> list[Candidate]:
+    """From the table: the paper's Gaussian family first (when m holds a 2-sample tail at the
+    default alpha), then each GEV estimator with its pooled shape and with the shape fitted here."""
     from tea_verl.estimators.gaussian import DEFAULT_ALPHA, tail_size
     from tea_verl.estimators.table import GAUSSIAN, GEV
 
-    # from the table: the paper's Gaussian family first (when m holds a 2-sample tail at the default
-    # alpha), then each GEV estimator with its pooled shape and with the shape fitted here
-    d.candidates = [
+    xi_fixed = round(xi, 3)
+    base = [f"algorithm.tea.N={N}"]
+    return [
         Candidate(f"{e} (Gaussian, alpha {DEFAULT_ALPHA})", e, {}, [f"algorithm.adv_estimator={e}", *base])
         for e in GAUSSIAN if tail_size(DEFAULT_ALPHA, m) >= 2
     ] + [
@@ -364,6 +388,20 @@ def diagnose(
                       [f"algorithm.adv_estimator={e}", *base, f"algorithm.tea.shape={xi_fixed}"]),
         )
     ]
+
+
+def _measure_candidates(d: Diagnosis, kept, kept_raw, m: int, N: int, draws: int, groups: int, seed: int, progress) -> None:
+    """Step 5: SVR and rho of bon at N = m and of every candidate on the empirical law of the pooled
+    z-scores (with failure handling on and off where the law has a failure atom)."""
+    from tea_verl.metrics.quality import measure
+
+    z_all = np.concatenate(kept)
+    d.atoms = z_all.size
+    if z_all.size < 4 * N:
+        d.reasons.append(f"only {z_all.size} pooled samples for N = {N}: the empirical tail above quantile 1 - 1/{2 * z_all.size} is flat")
+    law, keys_on = _empirical_law(d, z_all, np.concatenate(kept_raw))
+    d.reference = Candidate(f"bon at N = m = {m}", "bon_m", {}, ["algorithm.adv_estimator=bon", f"algorithm.tea.N={m}"])
+    d.candidates = _candidates(m, N, d.xi)
     batches = max(2, draws // (groups * m))
     for i, c in enumerate([d.reference, *d.candidates]):
         if progress:
@@ -374,13 +412,17 @@ def diagnose(
             r = measure(law, m, N, c.estimator, groups=groups, batches=batches, seed=seed,
                         tea_keys={**c.keys, "failure_reward": float("-inf")})
             c.svr_off, c.rho_off = float(r["svr"]), float(r["rho"])
+
+
+def _recommend(d: Diagnosis, m: int) -> None:
+    """Step 6: among the candidates with SVR in range and rho at least a share of bon's, the highest
+    rho (to 0.01), then the per-batch pooled shape, then SVR closest to 1; bon at N = m if none."""
     lo, hi = SVR_RANGE
     for c in d.candidates:
         c.eligible = lo <= c.svr <= hi and c.rho >= RHO_FRACTION * d.reference.rho
     eligible = [c for c in d.candidates if c.eligible]
     if eligible:
-        # highest rho (to 0.01); then the per-batch pooled shape, which follows the policy as it
-        # moves (a shape fixed from today's samples does not); then SVR closest to 1
+        # the pooled shape follows the policy as it moves (a shape fixed from today's samples does not)
         d.recommendation = max(eligible, key=lambda c: (round(c.rho, 2), "shape" not in c.keys, -abs(c.svr - 1.0)))
         d.reasons.append(
             f"{d.recommendation.label}: SVR {d.recommendation.svr:.2f} in [{lo}, {hi}] and the highest rho "
@@ -398,7 +440,6 @@ def diagnose(
             f"warning: the law fitted on k <= {m} misses the measured best-of-{d.extrapolation['k']} by "
             f"{d.extrapolation['miss_in_se']:.1f} standard errors"
         )
-    return d
 
 
 def _empirical_law(d: Diagnosis, z: np.ndarray, raw: np.ndarray):

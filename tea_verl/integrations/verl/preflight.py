@@ -204,11 +204,21 @@ def trl_conflict() -> str | None:
 def check(cfg) -> list[Problem]:
     """Every problem in a composed trainer config (an OmegaConf DictConfig); empty when ready."""
     import verl  # noqa: F401  (plugins register their estimators and managers)
-    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
-
-    from tea_verl.config import BestOfNConfig, ConfigError, TeaConfig
 
     problems: list[Problem] = []
+    N = _check_estimator(cfg, problems)
+    _check_validation(cfg, N, problems)
+    _check_reward(cfg, problems)
+    _check_resources(cfg, problems)
+    return problems
+
+
+def _check_estimator(cfg, problems: list[Problem]):
+    """The estimator is registered, its group size and ``algorithm.tea`` fit it; returns the
+    deployment N the run reports (None where there is none)."""
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+
+    from tea_verl.config import ConfigError, TeaConfig
     from tea_verl.integrations.verl import plugin
 
     if str(_sel(cfg, "reward.reward_manager.name", "")) == "best_of_n" and plugin.MANAGER_UNAVAILABLE:
@@ -252,6 +262,11 @@ def check(cfg) -> list[Problem]:
             ))
     else:
         N = _sel(cfg, "algorithm.tea.N")  # the reported deployment N for a baseline run
+    return N
+
+
+def _check_validation(cfg, N, problems: list[Problem]) -> None:
+    """Validation samples enough answers per prompt, and samples them (not greedily)."""
     val_n = int(_sel(cfg, "actor_rollout_ref.rollout.val_kwargs.n", 1))
     if N is not None and val_n < int(N):
         problems.append(Problem(
@@ -268,6 +283,12 @@ def check(cfg) -> list[Problem]:
             "prompt is the same response, so best-of-k is flat. Set val_kwargs.do_sample=true and "
             "val_kwargs.temperature to the deployment temperature (e.g. 1.0).",
         ))
+
+
+def _check_reward(cfg, problems: list[Problem]) -> None:
+    """A reward model or function is set, and the ``best_of_n`` manager is reachable with it."""
+    from tea_verl.config import BestOfNConfig, ConfigError
+
     rm_on = bool(_sel(cfg, "reward.reward_model.enable", False))
     rm_path = _sel(cfg, "reward.reward_model.model_path")
     fn_path = _sel(cfg, "reward.custom_reward_function.path")
@@ -298,6 +319,10 @@ def check(cfg) -> list[Problem]:
                 ))
             if s.proxy == "reward_model" and not rm_on:
                 problems.append(Problem("reward.best_of_n.proxy", "proxy=reward_model needs reward.reward_model.enable=true"))
+
+
+def _check_resources(cfg, problems: list[Problem]) -> None:
+    """verl's own checks, LoRA ranks, GPU memory, the TRL conflict and the data files."""
     try:  # verl's own checks (batch sizes against GPUs, micro batches, ...): they run on CPU too
         import contextlib
         import io
@@ -328,4 +353,3 @@ def check(cfg) -> list[Problem]:
                 continue
             if not os.path.exists(os.path.expanduser(f)):
                 problems.append(Problem(key, f"{f} does not exist (prepare the data first: recipes/data/prepare_*.py)"))
-    return problems

@@ -234,6 +234,27 @@ class BestOfNRewardManager(RewardManagerBase):
             return await self._score(data)
 
     async def _score(self, data: DataProto) -> dict:
+        c = self._context(data)
+        s = self.settings
+        needs_text = self.proxy == "function" or s.gold != "none"
+        c["response_str"] = self.tokenizer.decode(c["valid_ids"], skip_special_tokens=True) if needs_text else None
+        c["fn_kwargs"] = dict(data_source=c["data_source"], solution_str=c["response_str"], ground_truth=c["ground_truth"],
+                              extra_info=c["extra_info"])
+        proxy, result_extra = await self._proxy(c)
+        gold = await self._gold(c)
+        info = {
+            **result_extra,
+            "bon_selection_score": proxy,
+            "bon_gold_score": gold,
+            "bon_response_length": c["valid_len"],
+            "bon_data_source": str(c["data_source"]),
+        }
+        return {"reward_score": proxy, "reward_extra_info": info}
+
+    def _context(self, data: DataProto) -> dict:
+        """What scoring one sample needs: its response tokens and length, its dataset fields, the
+        reward function's ``extra_info`` (with ``response_length`` and ``response_ended``) and a name
+        for error messages."""
         # multi-output sessions: the last output carries the reward (as in verl). Read the fields of
         # the last row directly: building a DataProtoItem indexes every tensor of the batch
         last = len(data) - 1
@@ -261,12 +282,12 @@ class BestOfNRewardManager(RewardManagerBase):
         extra_info.setdefault("response_length", valid_len)
         extra_info.setdefault("response_ended", bool(valid_len) and eos is not None and int(valid_ids[-1]) == int(eos))
         sample = f"sample uid={nt.get('uid', '?')} index={extra_info.get('index', '?')} (data_source={data_source})"
+        return {"nt": nt, "valid_ids": valid_ids, "valid_len": valid_len, "data_source": data_source,
+                "ground_truth": ground_truth, "extra_info": extra_info, "sample": sample}
 
-        s = self.settings
-        needs_text = self.proxy == "function" or s.gold != "none"
-        response_str = self.tokenizer.decode(valid_ids, skip_special_tokens=True) if needs_text else None
-        fn_kwargs = dict(data_source=data_source, solution_str=response_str, ground_truth=ground_truth, extra_info=extra_info)
-
+    async def _proxy(self, c: dict) -> tuple[float, dict]:
+        """The proxy score (the reward model's or the reward function's), and the function's extra keys."""
+        nt, valid_ids, sample, fn_kwargs = c["nt"], c["valid_ids"], c["sample"], c["fn_kwargs"]
         result_extra: dict = {}
         if self.proxy == "reward_model":
             raw = self.tokenizer.decode(valid_ids)
@@ -302,7 +323,12 @@ class BestOfNRewardManager(RewardManagerBase):
             proxy = float(proxy)
         except (TypeError, ValueError):
             raise ScoringError(f"best_of_n could not score {sample}: the proxy score {proxy!r} is not a number") from None
+        return proxy, result_extra
 
+    async def _gold(self, c: dict) -> float | None:
+        """The gold score from the verifier function or the gold endpoint, or None."""
+        s = self.settings
+        nt, sample, fn_kwargs, ground_truth = c["nt"], c["sample"], c["fn_kwargs"], c["ground_truth"]
         gold = None
         if s.gold == "function" and ground_truth is not None:
             async def call_gold():
@@ -313,17 +339,9 @@ class BestOfNRewardManager(RewardManagerBase):
             g = await self._with_retries("the gold verifier", sample, call_gold)
             gold = float(g["score"] if isinstance(g, dict) else g)
         elif s.gold == "endpoint" and "raw_prompt" in nt:
-            payload = {"model": s.gold_model, "input": self._chat_input(nt, response_str, self.gold_tokenizer), "use_activation": False}
+            payload = {"model": s.gold_model, "input": self._chat_input(nt, c["response_str"], self.gold_tokenizer), "use_activation": False}
             gold = await self._with_retries("the gold endpoint", sample, lambda: self._post_classify(s.gold_endpoint, payload, "vllm"))
-
-        info = {
-            **result_extra,
-            "bon_selection_score": proxy,
-            "bon_gold_score": gold,
-            "bon_response_length": valid_len,
-            "bon_data_source": str(data_source),
-        }
-        return {"reward_score": proxy, "reward_extra_info": info}
+        return gold
 
 
 def register() -> None:
