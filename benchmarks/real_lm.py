@@ -192,7 +192,8 @@ def run_overrides(est: str, seed: int, s: dict, out: str, assets: str, model_dir
 
 def read_validation(path: str) -> dict:
     """One validation dump: the exact best-of-k of the proxy and the gold of the proxy's choice
-    (k = 1..n, averaged over prompts), mean length, the share cut and the proxy's mean."""
+    (k = 1..n, averaged over prompts), mean length, the share cut, the proxy's mean, and its mean over
+    the answers that ended (the judge's score without the cut answers' penalty)."""
     from tea_verl.metrics.curves import summarize_curves
     from tea_verl.metrics.samples import read_jsonl_rows, samples_from_rows
 
@@ -207,7 +208,8 @@ def read_validation(path: str) -> dict:
     ended = np.array([float(r.get("ended", np.nan)) for _, r in rows])
     return {"best": curve.best_mean.tolist(), "gold": None if curve.gold_mean is None else curve.gold_mean.tolist(),
             "prompts": curve.num_prompts, "samples": len(rows), "proxy_mean": float(np.mean(samples.selection)),
-            "length": float(np.nanmean(lengths)), "cut": float(1.0 - np.nanmean(ended)) if np.isfinite(ended).any() else None}
+            "length": float(np.nanmean(lengths)), "cut": float(1.0 - np.nanmean(ended)) if np.isfinite(ended).any() else None,
+            "proxy_ended_mean": float(np.mean(samples.selection[ended == 1])) if (ended == 1).any() else None}
 
 
 def start_source(est: str, seed: int, s: dict) -> str | None:
@@ -328,7 +330,8 @@ def _mean_se(xs) -> tuple[float, float]:
 def _metrics(v: dict, s: dict) -> dict:
     n = min(s["N"], len(v["best"]))
     return {f"proxy@{n}": v["best"][n - 1], "proxy@1": v["best"][0], f"gold@{n}": v["gold"][n - 1] if v.get("gold") else None,
-            "gold@1": v["gold"][0] if v.get("gold") else None, "length": v["length"], "cut": v["cut"]}
+            "gold@1": v["gold"][0] if v.get("gold") else None, "length": v["length"], "cut": v["cut"],
+            "proxy_ended": v.get("proxy_ended_mean")}
 
 
 def summarize(runs: list[dict], s: dict) -> dict:
@@ -387,8 +390,9 @@ def format_table(summary: dict, s: dict) -> str:
     for e, r in summary.items():
         ch = r["change"]
         worst = "-" if r["max_cut"] is None else f"{r['max_cut']:.3f}"
-        lines.append(f"{e}: change from the start, mean proxy {_cell(ch['proxy@1'])}, length {_cell(ch['length'])}, "
-                     f"share cut {_cell(ch['cut'])}; the worst run's final share cut {worst}")
+        lines.append(f"{e}: change from the start, mean proxy {_cell(ch['proxy@1'])} (over the answers that ended "
+                     f"{_cell(ch['proxy_ended'])}), length {_cell(ch['length'])}, share cut {_cell(ch['cut'])}; "
+                     f"the worst run's final share cut {worst}")
     return "\n".join(lines)
 
 
@@ -526,11 +530,30 @@ def main(argv=None) -> int:
     return report(out, s, [r["name"] for r in plan], started)
 
 
+def _refreshed(out: str, run: dict) -> dict:
+    """A finished run whose validation summaries lack a field this version computes (an older run),
+    re-read from its dumps where they are still in ``out/val`` and written back; as it was otherwise."""
+    changed = False
+    for step, v in run["val"].items():
+        if "proxy_ended_mean" in v:
+            continue
+        owner = run.get("start_from") if step == min(run["val"], key=int) and run.get("start_from") else run["name"]
+        path = os.path.join(out, "val", owner, f"{step}.jsonl")
+        if os.path.exists(path):
+            run["val"][step] = read_validation(path)
+            changed = True
+    if changed:
+        with open(os.path.join(out, "runs", f"{run['name']}.json"), "w") as f:
+            json.dump(run, f, indent=1)
+    return run
+
+
 def report(out: str, s: dict, names: list[str], started: float) -> int:
     """The table, the plot and ``real_lm.json`` of the study's finished runs (all of them after a
     study; those written so far with ``--report``)."""
     done_dir = os.path.join(out, "runs")
-    runs = [json.load(open(os.path.join(done_dir, f"{n}.json"))) for n in names if os.path.exists(os.path.join(done_dir, f"{n}.json"))]
+    runs = [_refreshed(out, json.load(open(os.path.join(done_dir, f"{n}.json"))))
+            for n in names if os.path.exists(os.path.join(done_dir, f"{n}.json"))]
     missing = [n for n in names if not os.path.exists(os.path.join(done_dir, f"{n}.json"))]
     if not runs:
         print(f"error: no finished run in {done_dir} yet", file=sys.stderr)

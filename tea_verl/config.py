@@ -404,3 +404,8 @@ def _to_dict(node: Any, where: str = "algorithm.tea") -> dict:
     if isinstance(node, Mapping):
         return dict(node)
     raise ConfigError(f"{where} must be a mapping of settings, got {type(node).__name__}.")
+
+
+BEST_OF_N_DEFAULTS = SimpleNamespace(**{f.name: f.default for f in fields(BestOfNConfig) if f.name != "extra"})
+"""The default of every ``reward.best_of_n`` key, read from :class:`BestOfNConfig`: the one source of
+the validation metrics' and ``tea-verl bon-report``'s defaults (``extrapolate_to``, ...)."""

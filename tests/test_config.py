@@ -10,7 +10,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from tea_verl import CONFIG_DIR
-from tea_verl.config import ConfigError, TeaConfig
+from tea_verl.config import BestOfNConfig, ConfigError, TeaConfig
 
 
 def test_defaults():
@@ -71,6 +71,33 @@ def test_docs_document_every_key():
     for f in dataclasses.fields(TeaConfig):
         if f.name != "extra":
             assert f"algorithm.tea.{f.name}" in text, f.name
+
+
+def test_the_metric_table_is_the_metrics_the_code_logs():
+    """docs/configuration.md's table of tea/* metrics names exactly what CreditInfo.metrics (both
+    families) and the adapters log, each once."""
+    import re
+
+    from tea_verl.estimators import CreditInfo
+    from tea_verl.integrations.common import ADAPTER_METRICS
+
+    info = CreditInfo(xi=0.1, shape_r2=0.9, num_singletons=0)
+    logged = set(info.metrics("tea_gev")) | set(info.metrics("tea")) | set(ADAPTER_METRICS)
+    rows = [line for line in _doc("configuration.md").splitlines() if line.startswith("| `tea/")]
+    documented = [name for row in rows for name in re.findall(r"`(tea/[a-z_0-9]+)`", row.split("|")[1])]
+    assert sorted(documented) == sorted(logged) and len(documented) == len(set(documented))
+
+
+def test_the_defaults_are_defined_once():
+    """The validation and bon-report defaults and diagnose's shape bounds come from the settings."""
+    from tea_verl.cli import _parser
+    from tea_verl.config import BEST_OF_N_DEFAULTS, TEA_DEFAULTS
+    from tea_verl.metrics import diagnose, report
+
+    assert report.DEFAULT_EXTRAPOLATE == BEST_OF_N_DEFAULTS.extrapolate_to == BestOfNConfig().extrapolate_to
+    args = _parser().parse_args(["bon-report", "x"])
+    assert tuple(int(v) for v in args.extrapolate.split(",")) == BEST_OF_N_DEFAULTS.extrapolate_to
+    assert diagnose.SHAPE_BOUNDS == TEA_DEFAULTS.shape_bounds
 
 
 def test_tea_trainer_composes_on_verl_ppo_trainer_and_overrides_without_plus():

@@ -19,6 +19,7 @@ import argparse
 import sys
 
 from tea_verl import CONFIG_DIR, VERL_PACKAGES, __version__
+from tea_verl.config import BEST_OF_N_DEFAULTS
 from tea_verl.launch.common import quiet_verl
 
 
@@ -88,7 +89,8 @@ def _bon_report_parser(sub) -> None:
     )
     _add_input_args(rep)
     rep.add_argument("--out", default=None, help="output directory (default: bon_report/ beside PATH)")
-    rep.add_argument("--extrapolate", default="128,256,512,1024", help="comma-separated N' to extrapolate to (those above the sampled n)")
+    rep.add_argument("--extrapolate", default=",".join(map(str, BEST_OF_N_DEFAULTS.extrapolate_to)),
+                     help="comma-separated N' to extrapolate to (those above the sampled n; default reward.best_of_n.extrapolate_to's)")
     rep.add_argument("--shape", default="fit", help="tail shape xi of the law: 'fit' (default) or a number < 1")
     rep.add_argument("--no-plot", action="store_true", help="skip the PNG")
 

@@ -20,6 +20,10 @@ from tea_verl.estimators import ESTIMATORS, CreditInfo, best_of_n_credit
 __all__ = ["grouped_credit", "contiguous_groups"]
 
 
+ADAPTER_METRICS = ("tea/unscorable", "tea/short_groups")
+"""The adapters' own step metrics beside :meth:`CreditInfo.metrics`: completions without a score,
+and, under ``bon``, groups left with fewer than N scored completions (docs/configuration.md)."""
+
 def contiguous_groups(batch: int, group_size: int, device=None) -> torch.Tensor:
     """Group ids of a batch laid out prompt by prompt: ``group_size`` samples of prompt 0, then of
     prompt 1, ... (TRL's and OpenRLHF's layout)."""
@@ -54,6 +58,5 @@ def grouped_credit(rewards: torch.Tensor, group_ids: torch.Tensor, estimator: st
     else:
         info, short = CreditInfo(xi=float("nan"), shape_r2=float("nan"), num_singletons=0), 0
     metrics = info.metrics(estimator)
-    metrics["tea/unscorable"] = float((~scored).sum())
-    metrics["tea/short_groups"] = float(short)
+    metrics.update(zip(ADAPTER_METRICS, (float((~scored).sum()), float(short))))
     return credit, info, metrics

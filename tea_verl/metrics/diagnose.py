@@ -305,7 +305,7 @@ def _fit_shape(d: Diagnosis, curves: np.ndarray, n_boot: int, seed: int) -> None
     from tea_verl.estimators import fit_tail_shape
 
     def fit(rows: np.ndarray) -> tuple[float, float]:
-        return fit_tail_shape(torch.from_numpy(rows.sum(0)), (-1.0, 0.5), kmin=2)
+        return fit_tail_shape(torch.from_numpy(rows.sum(0)), SHAPE_BOUNDS, kmin=2)
 
     d.xi, d.law_r2 = fit(curves)
     rng = np.random.default_rng(seed)
@@ -331,7 +331,7 @@ def _check_extrapolation(d: Diagnosis, curves: np.ndarray, m: int, n_min: int) -
         return
     mean = curves.mean(0)
     sem = curves.std(0, ddof=1) / math.sqrt(len(curves))
-    xi_m, _ = fit_tail_shape(torch.from_numpy(curves[:, :m].sum(0)), (-1.0, 0.5), kmin=2 if m >= 4 else 1)
+    xi_m, _ = fit_tail_shape(torch.from_numpy(curves[:, :m].sum(0)), SHAPE_BOUNDS, kmin=2 if m >= 4 else 1)
     ks = np.arange(2 if m >= 4 else 1, m + 1, dtype=np.float64)
     X = np.stack([np.ones_like(ks), phi(xi_m, torch.from_numpy(ks)).numpy()], 1)
     coef, *_ = np.linalg.lstsq(X, mean[ks.astype(int) - 1], rcond=None)

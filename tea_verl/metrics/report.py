@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tea_verl.config import BEST_OF_N_DEFAULTS
 from tea_verl.metrics.curves import CurveSummary, ScalingLawFit, fit_scaling_law, log2_ks, summarize_curves
 from tea_verl.metrics.samples import Samples
 
@@ -23,7 +24,7 @@ logger = logging.getLogger("tea_verl")
 
 __all__ = ["analyse", "Report", "SourceReport", "format_report", "write_report", "plot_report"]
 
-DEFAULT_EXTRAPOLATE = (128, 256, 512, 1024)
+DEFAULT_EXTRAPOLATE = BEST_OF_N_DEFAULTS.extrapolate_to  # reward.best_of_n.extrapolate_to
 
 
 @dataclass

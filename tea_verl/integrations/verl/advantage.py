@@ -48,20 +48,8 @@ def new_run() -> None:
 
 
 def step_metrics(estimator: str) -> dict[str, float]:
-    """The ``tea/*`` step metrics of the latest call of ``estimator`` (empty if it has not run).
-
-    ``tea/xi``, ``tea/shape_r2`` (GEV family only): the tail shape used and the pooled fit's R^2
-    (nan when no group needed extrapolation or the shape is fixed); ``tea/top_tie_rate``: share of the non-constant
-    groups of m < N samples whose top two rewards tie; ``tea/fallback_groups``: groups that got the
-    exact ``bon`` credit at N = m instead of the extrapolated one (tied tops, or every group of a
-    discrete batch); ``tea/fallback_batch``: 1 when the batch was judged discrete and fell back as a
-    whole; ``tea/discrete_pvalue``: that test's p-value; ``tea/singletons``: groups of one sample
-    (zero credit); ``tea/credit_mean``, ``tea/credit_std``: the credit over samples of groups of
-    >= 2, after the std scaling; ``tea/best_nonpositive_share``, ``tea/best_lowest_share``: share of
-    non-constant groups whose best sample gets credit <= 0, and the group's lowest credit;
-    ``tea/failure_share``: share of the batch taken as failures (``algorithm.tea.failure_reward``,
-    or an atom at the batch bottom), whose credit is capped below the valid answers'.
-    """
+    """The ``tea/*`` step metrics of the latest call of ``estimator`` (empty if it has not run):
+    :meth:`tea_verl.estimators.CreditInfo.metrics`, defined in docs/configuration.md's table."""
     info = last_info.get(estimator)
     return {} if info is None else info.metrics(estimator)
 
