@@ -90,12 +90,12 @@ def test_the_metric_table_is_the_metrics_the_code_logs():
 
 def test_the_defaults_are_defined_once():
     """The validation and bon-report defaults and diagnose's shape bounds come from the settings."""
-    from tea_verl.cli import _parser
+    from tea_verl.cli import build_parser
     from tea_verl.config import BEST_OF_N_DEFAULTS, TEA_DEFAULTS
     from tea_verl.metrics import diagnose, report
 
     assert report.DEFAULT_EXTRAPOLATE == BEST_OF_N_DEFAULTS.extrapolate_to == BestOfNConfig().extrapolate_to
-    args = _parser().parse_args(["bon-report", "x"])
+    args = build_parser().parse_args(["bon-report", "x"])
     assert tuple(int(v) for v in args.extrapolate.split(",")) == BEST_OF_N_DEFAULTS.extrapolate_to
     assert diagnose.SHAPE_BOUNDS == TEA_DEFAULTS.shape_bounds
 

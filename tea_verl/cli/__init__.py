@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     """The ``tea-verl`` parser: the subcommands parsed here (diagnose, bon-report, preflight) and
     those that forward their own options (demo, smoke, openrlhf)."""
     parser = argparse.ArgumentParser(prog="tea-verl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,7 +111,7 @@ def _preflight_parser(sub) -> None:
 
 def _main(argv: list[str] | None = None) -> int:
     quiet_verl()
-    parser = _parser()
+    parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.cmd == "preflight":
         if rest:

@@ -8,6 +8,8 @@ std scaling. Pure torch; never imports verl.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
 from dataclasses import dataclass
 
@@ -22,11 +24,9 @@ from tea_verl.estimators.exact import (
 )
 from tea_verl.estimators.gev import (
     pooled_shape,
-    prefix_tea_weights,
-    tea_weights,
 )
 from tea_verl.estimators.layout import F64 as _F64, GroupLayout, check_finite, group_layout, group_std
-from tea_verl.estimators.table import ESTIMATORS, GAUSSIAN, GEV
+from tea_verl.estimators.table import ESTIMATORS, GAUSSIAN, GEV, method
 
 __all__ = ["EPSILON", "DISCRETE_TEST_LEVEL", "CreditInfo", "best_of_n_credit", "binomial_sf", "credit_stats", "top_tie_groups", "top_tie_rate"]
 
@@ -240,10 +240,13 @@ def _tail_state(flat: torch.Tensor, layout: GroupLayout, multi: list[int], estim
 
 
 def _dispatch(batch: _TailState, layout: GroupLayout, multi: list[int], estimator: str, config: TeaConfig) -> torch.Tensor:
-    """The credit of every group size: exact ``bon`` where N <= m or the batch is discrete, the
-    Gaussian family's credit, or the GEV family's rank weights; a group whose top ties gets ``bon``
+    """The credit of every group size: exact ``bon`` where N <= m or the batch is discrete, else the
+    estimator's own math from the table (:attr:`tea_verl.estimators.table.Method.function`): the
+    Gaussian family's credit, or the GEV family's prefix weights; a group whose top ties gets ``bon``
     at N = m."""
     n, padded, device = config.N, batch.padded, batch.padded.device
+    row = method(estimator)
+    math_fn, keywords = (_function(row.function), row.keywords(config)) if row.function else (None, {})
     omega = torch.zeros(layout.num_groups, max(layout.max_size - 1, 0), dtype=_F64, device=device)
     gamma = torch.zeros(layout.num_groups, dtype=_F64, device=device)
     direct = torch.zeros_like(padded)  # the Gaussian family's credit, for the groups it handles
@@ -251,19 +254,11 @@ def _dispatch(batch: _TailState, layout: GroupLayout, multi: list[int], estimato
         sel = layout.sizes == m
         if estimator == "bon" or m >= n or batch.discrete:
             om, ga = bon_weights(m, min(n, m))
-        elif estimator in GAUSSIAN:
+        elif row.family == "gaussian":  # the credit itself
             om, ga = torch.zeros(m - 1, dtype=_F64), 0.0
-            rows = padded[sel, :m]
-            if estimator == "tea":
-                direct[sel, :m] = gaussian.tea_credit(rows, n, config.alpha)
-            else:
-                direct[sel, :m] = gaussian.prefix_tea_credit(
-                    rows, n, config.alpha, config.jackknife_order, config.jackknife_sizes, config.jackknife_orderings
-                )
-        elif estimator == "prefix_tea_gev":
-            om, ga = prefix_to_rank_weights(prefix_tea_weights(m, n, batch.xi, config.order, config.rho, config.smoothing))
-        else:
-            om, ga = prefix_to_rank_weights(tea_weights(m, n, batch.xi, config.smoothing, config.order, config.rho))
+            direct[sel, :m] = math_fn(padded[sel, :m], n=n, **keywords)
+        else:  # the GEV family: prefix weights, turned into rank weights
+            om, ga = prefix_to_rank_weights(math_fn(m=m, n=n, xi=batch.xi, **keywords))
         omega[sel, : m - 1] = om.to(device)
         gamma[sel] = ga
         fallback = sel & batch.tied
@@ -275,6 +270,13 @@ def _dispatch(batch: _TailState, layout: GroupLayout, multi: list[int], estimato
             gamma[fallback] = ga
             direct[fallback] = 0.0
     return rank_credit(padded, layout, omega, gamma) + direct
+
+
+@functools.cache
+def _function(path: str):
+    """The function a table row names (``module:function``)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _scale(credit: torch.Tensor, padded: torch.Tensor, layout: GroupLayout, std_scale: str, epsilon: float) -> torch.Tensor:

@@ -52,9 +52,22 @@ class Method:
     """Rollouts per prompt in a comparison run: ``"m"`` or ``"N"`` (the oracle)."""
     summary: str = ""
     """One line on what the credit is (the docstring of the function registered with verl)."""
+    function: str = ""
+    """``module:function`` of the estimator's math, called by keyword by the front door
+    (:func:`tea_verl.estimators.credit.best_of_n_credit`) as its family calls it: the Gaussian family
+    ``f(rows, n=N, **reads)`` -> the (G, m) credit of G groups of m rewards; the GEV family
+    ``f(m=m, n=N, xi=xi, **reads)`` -> the m prefix weights. Empty for ``exact`` (``bon``) and verl's own."""
+    reads: tuple[str, ...] = ()
+    """The ``algorithm.tea`` keys :attr:`function` takes, each ``param=key`` where the parameter has
+    another name than the key."""
     smallest_m: int = 2
     """The smallest group size at which the method extrapolates to N > m. The Gaussian family's also
     depends on alpha: ``ceil(alpha m) >= 2`` (:func:`tea_verl.estimators.gaussian.min_group_size`)."""
+
+    def keywords(self, config) -> dict:
+        """The keyword arguments :attr:`function` takes from the settings ``config`` (a TeaConfig)."""
+        pairs = (r.split("=", 1) if "=" in r else (r, r) for r in self.reads)
+        return {param: getattr(config, key) for param, key in pairs}
 
     @property
     def ours(self) -> bool:
@@ -77,14 +90,19 @@ METHODS: tuple[Method, ...] = (
            summary="Exact unbiased best-of-N credit (N <= group size): ``N * E_S[(r_i - max_S r)_+]``."),
     Method("bon_m", "exact", "bon, N = m (best-of-m)", "bon", budget="m"),
     Method("tea", "gaussian", "TEA (paper, Gaussian)", "tea", smallest_m=5,
+           function="tea_verl.estimators.gaussian:tea_credit", reads=("alpha",),
            summary="TEA (the paper's): Gaussian upper-tail credit plugged in from the top ``ceil(alpha m)`` rewards "
                    "(any N; equals ``bon`` for N <= m)."),
     Method("prefix_tea", "gaussian", "Prefix-TEA (paper, Gaussian)", "prefix_tea", smallest_m=5,
+           function="tea_verl.estimators.gaussian:prefix_tea_credit",
+           reads=("alpha", "order=jackknife_order", "sizes=jackknife_sizes", "orderings=jackknife_orderings"),
            summary="Prefix-TEA (the paper's): TEA debiased by a jackknife over sub-samples (equals ``bon`` for N <= m)."),
     Method("tea_gev", "gev", "TEA-GEV", "tea_gev", smallest_m=3,
+           function="tea_verl.estimators.gev:tea_weights", reads=("smoothing", "order", "rho"),
            summary="TEA-GEV: the exact prefix estimators combined to approximate the best-of-N advantage of a fitted "
                    "GEV law (any N; equals ``bon`` for N <= m)."),
     Method("prefix_tea_gev", "gev", "Prefix-TEA-GEV", "prefix_tea_gev", smallest_m=3,
+           function="tea_verl.estimators.gev:prefix_tea_weights", reads=("smoothing", "order", "rho"),
            summary="Prefix-TEA-GEV: moment cancellation over the exact prefix estimators on a GEV scaling law "
                    "(equals ``bon`` for N <= m)."),
     Method("oracle", "exact", "oracle: bon with N rollouts", "bon", rollouts="N"),
