@@ -39,6 +39,7 @@ def test_demo_advantages_go_through_verls_compute_advantage():
     assert torch.allclose(grpo, call_registered("grpo", rewards, uids, 64, True).double(), atol=1e-6)
 
 
+@pytest.mark.slow  # a subprocess or Ray
 def test_demo_quick_prints_the_table_and_writes_a_plot_that_reads_back(tmp_path):
     import matplotlib.image as mpimg
 
@@ -60,6 +61,7 @@ def test_demo_quick_prints_the_table_and_writes_a_plot_that_reads_back(tmp_path)
     assert colored.mean() > 0.005  # the curves are drawn
 
 
+@pytest.mark.slow  # a subprocess or Ray
 def test_demo_rejects_bad_options():
     for args in (["--estimators", "ppo"], ["--m", "1"], ["--steps", "0"]):
         out = subprocess.run([sys.executable, "-m", "tea_verl.cli", "demo", *args], capture_output=True, text=True, timeout=120)
@@ -159,6 +161,7 @@ def test_n_at_most_m_needs_no_tail():
     assert d.recommendation.overrides == ["algorithm.adv_estimator=bon", "algorithm.tea.N=8"]
 
 
+@pytest.mark.slow  # a subprocess or Ray
 def test_cli_diagnose_writes_json(tmp_path):
     rng = np.random.default_rng(4)
     with open(tmp_path / "s.jsonl", "w") as f:

@@ -60,11 +60,13 @@ def test_entry_point_is_declared():
     assert eps["tea_verl"].load().__name__ == "tea_verl.integrations.verl.plugin"
 
 
+@pytest.mark.slow  # a subprocess or Ray
 def test_plain_import_verl_registers_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-c", CHECK], env=_env(), capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "bon,prefix_tea,prefix_tea_gev,tea,tea_gev,best_of_n"
 
 
+@pytest.mark.slow  # a subprocess or Ray
 def test_external_modules_fallback_registers_without_entry_points():
     # with entry-point discovery off, nothing registers ...
     off = subprocess.run(
@@ -82,6 +84,7 @@ def test_external_modules_fallback_registers_without_entry_points():
     assert on.stdout.strip() == "bon,prefix_tea,prefix_tea_gev,tea,tea_gev,best_of_n"
 
 
+@pytest.mark.slow  # a subprocess or Ray
 def test_plugin_failure_is_loud():
     # Make the glue module unimportable, then `import verl` (which swallows plugin errors at DEBUG).
     code = "import sys\nsys.modules['tea_verl.integrations.verl.advantage'] = None\n" + CHECK
@@ -243,6 +246,7 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.mark.slow  # a subprocess or Ray
 def test_estimators_are_registered_inside_a_ray_actor(ray_cluster):
     ray = ray_cluster
 
@@ -264,6 +268,7 @@ def test_estimators_are_registered_inside_a_ray_actor(ray_cluster):
     assert torch.allclose(remote, local, atol=1e-6)
 
 
+@pytest.mark.slow  # a subprocess or Ray
 def test_best_of_n_manager_scores_inside_verls_reward_loop_actor(ray_cluster, tmp_path):
     """verl's RewardLoopWorker as a Ray actor (a fresh process: the plugin registers best_of_n on
     `import verl` there) scores against a loopback server through our manager."""
