@@ -28,13 +28,13 @@
   shipped (the cap at their mean): the expected gradient's cosine with the exact best-of-64
   gradient at three policies, and invalid answers' mean credit against valid non-best answers'.
 * ``push``: the same kinds, for every tail estimator at its budget ((8, 64) for the GEV pair, (16,
-  128) for all four), at ``algorithm.tea.failure_push`` 0, 0.5, 1 and 2: the cosine with the exact
+  128) for all four), at ``algorithm.tea.failure_push`` 0, 1, 2 and 4 (the default): the cosine with the exact
   best-of-N gradient and the gradient's invalid component.
 * ``dump`` (with ``--dump FILE --failure-reward R``; not in the default list): a validation dump of
   verl's (one JSON line per sample with ``gts``/``input``, ``score`` and ``bon_response_length``),
   each prompt's samples dealt into groups of ``--m`` (50 reshuffles): the credit of the failures
   (score <= R) and of the valid answers that are not best under GRPO and the tail estimators at
-  ``failure_push`` 0 and 1, and the correlation of length and score over the valid answers.
+  ``failure_push`` 0, 1 and the default (4), and the correlation of length and score over the valid answers.
   ``python -m benchmarks.real_lm`` writes such dumps (its ``val/<run>/0.jsonl``: the start;
   ``docs/real_lm/study/start_s0.jsonl.gz`` is the study's, seed 0; ``.gz`` is read as such).
 """
@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from tea_verl.config import TeaConfig
 from tea_verl.estimators.failures import bottom_atom
 from tea_verl.estimators.table import TAIL
 
@@ -325,7 +326,7 @@ def section_caps(args) -> None:
     exact = [L.exact_gradient(np.asarray(p), 64) for p in L.POINTS]
     print(f"## caps: the LM's answer kinds, m = 8, N = 64, {args.batches * 5} batches of 64 groups; cosine with the exact "
           f"best-of-64 gradient at P(A, B, invalid) = {', '.join(str(p) for p in L.POINTS)}; invalid vs valid non-best "
-          f"mean credit at {L.POINTS[1]}; 'shipped' adds the failure push (failure_push = 1)")
+          f"mean credit at {L.POINTS[1]}; 'shipped' adds the failure push (failure_push = {TeaConfig.failure_push:g}, the default)")
     try:
         for name, (censor, cap, tea) in variants.items():
             failures.censor, failures.cap = censor, cap
@@ -341,7 +342,7 @@ def section_caps(args) -> None:
         failures.censor, failures.cap = shipped
 
 
-PUSHES = (0.0, 0.5, 1.0, 2.0)
+PUSHES = (0.0, 1.0, 2.0, 4.0)
 
 
 def section_push(args) -> None:
@@ -399,7 +400,7 @@ def section_dump(args) -> None:
     nonbest = ~fs & (xs < np.where(fs, -np.inf, xs).max(1, keepdims=True))
     uids = np.array(uids, dtype=object)
     for est in ("grpo", *TAIL):
-        for push in ((None,) if est == "grpo" else (0.0, 1.0)):
+        for push in ((None,) if est == "grpo" else (0.0, 1.0, TeaConfig.failure_push)):
             tea = {"N": args.N, "failure_reward": args.failure_reward, **({} if push is None else {"failure_push": push})}
             algo = OmegaConf.create({"adv_estimator": est, "norm_adv_by_std_in_grpo": True, "tea": tea})
             a = advantages_via_verl(torch.from_numpy(x), uids, est, algo).numpy().reshape(-1, m)

@@ -95,7 +95,7 @@ class TeaConfig:
     credit than the mean of the valid answers of their group that are not best (``failure_push``), and no
     credit depends on how low the penalty is (docs/estimators.md, section 11). ``-inf`` turns failure handling off."""
 
-    failure_push: float = 1.0
+    failure_push: float = 4.0
     """Tail estimators, where failures are found: their credit is lowered, relative to the valid
     answers of their group, by this many valid-reward scales (the group-centred credit of a
     mean-validity term beside the best-of-N objective, which itself barely separates a failure from

@@ -165,7 +165,7 @@ def test_the_failure_push_moves_failures_below_the_valid_answers_and_nothing_els
 def test_failure_push_setting(value):
     with pytest.raises(ConfigError, match="algorithm.tea.failure_push must be a finite number >= 0"):
         TeaConfig(N=64, failure_push=value)
-    assert TeaConfig(N=64).failure_push == 1.0 and TeaConfig(N=64, failure_push=0).failure_push == 0.0
+    assert TeaConfig(N=64).failure_push == 4.0 and TeaConfig(N=64, failure_push=0).failure_push == 0.0
 
 
 @pytest.mark.parametrize("value,ok", [(None, True), (-1.5, True), ("-2", True), (float("-inf"), True),

@@ -17,7 +17,7 @@ estimators then
    extrapolated credit need not rise with the reward (docs/estimators.md, section 10) and the exact
    one always does: a failure is never worth more than a valid answer;
 3. *push* (:func:`push`) failures below the valid answers of their group by
-   ``algorithm.tea.failure_push`` valid-reward scales (default 1), the credit of a mean-validity
+   ``algorithm.tea.failure_push`` valid-reward scales (default 4), the credit of a mean-validity
    term added to the best-of-N objective. The exact best-of-N credit is nearly indifferent between a
    failure and a valid answer that is not best (both weigh about ``N F(r)^(N-1)``, next to nothing
    below the top), so without it nothing in a tail run pushes the failure share down: on a real
