@@ -298,6 +298,13 @@ class BestOfNConfig:
     timeout_s: float = 120.0
     """Per-request timeout (a timeout counts as a transient failure)."""
 
+    max_unscored_share: float = 0.01
+    """Validation: the largest share of a validation's samples that may stay unscored (their scorer
+    still failing after ``max_retries``, or raising) before the run stops. Unscored samples are
+    counted (``val-aux/{data_source}/unscored/share``) and left out of the best-of-k estimates; above
+    the share the trainer saves a checkpoint and stops with the first samples' errors. In training
+    any unscored sample stops the run the same way: a sample without a reward has no credit."""
+
     extrapolate_to: tuple[int, ...] = (128, 256, 512, 1024)
     """Validation metrics: budgets N' for the scaling-law extrapolation (those above
     ``val_kwargs.n``); logged under names that say ``extrapolated``."""
@@ -339,6 +346,10 @@ class BestOfNConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise ConfigError(f"{k}{key} must be a positive number of seconds, got {v!r}.")
             object.__setattr__(self, key, float(v))
+        share = self.max_unscored_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+            raise ConfigError(f"{k}max_unscored_share must be a number in [0, 1] (0: any unscored sample stops the run), got {share!r}.")
+        object.__setattr__(self, "max_unscored_share", float(share))
         if self.backoff_max_s < self.backoff_s:
             raise ConfigError(f"{k}backoff_max_s ({self.backoff_max_s}) must be >= {k}backoff_s ({self.backoff_s}).")
         try:

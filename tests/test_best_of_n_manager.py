@@ -8,6 +8,8 @@ verl's ``load_reward_manager`` / ``RewardLoopWorker`` from the composed tea_trai
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 import textwrap
 
 import pytest
@@ -17,7 +19,7 @@ from benchmarks.common import compose_tea_trainer as compose, rm_best_of_n_overr
 from benchmarks.servers import ScoringServer
 from benchmarks.tiny import build_reward_model, build_tokenizer, model_score_fn, rollout_batch
 from tea_verl.config import ConfigError
-from tea_verl.integrations.verl.reward_manager import BestOfNRewardManager, ScoringError
+from tea_verl.integrations.verl.reward_manager import BestOfNRewardManager
 
 
 @pytest.fixture(scope="module")
@@ -164,23 +166,49 @@ def test_failing_once_is_retried_and_every_sample_is_scored_exactly_once(tok, to
     assert [o["reward_score"] for o in out] == pytest.approx([r["reward_score"] for r in reference], abs=1e-12)
 
 
-def test_a_sample_that_cannot_be_scored_is_named_not_zeroed(tok, tok_dir, rm_score):
+def _unscored(out):
+    return [o for o in out if o["reward_extra_info"]["bon_unscored"]]
+
+
+def test_a_sample_that_cannot_be_scored_is_marked_and_named_not_zeroed(tok, tok_dir, rm_score):
     data = rollout_batch(tok, n=2)
     bad = " 2 1 "  # prompt index 2, sample 1: the response text ends with "2 1"
     with ScoringServer(score_fn=rm_score, fail_always=lambda text: bad in text) as srv:
         manager = make_manager(tok, tok_dir, srv.address, max_retries=2)
-        with pytest.raises(ScoringError, match=r"uid=prompt-2 index=2 .*failed 3 times.*HTTP|uid=prompt-2 index=2 .*failed 3 times"):
-            score_batch(manager, data)
+        out = score_batch(manager, data)
         assert srv.state.failures == 3  # first try + 2 retries
+    unscored = _unscored(out)
+    assert len(unscored) == 1 and manager.stats["unscored"] == 1
+    u = unscored[0]
+    assert math.isnan(u["reward_score"]) and math.isnan(u["reward_extra_info"]["bon_selection_score"])
+    assert re.search(r"uid=prompt-2 index=2 .*failed 3 times", u["reward_extra_info"]["bon_unscored_reason"])
+    scored = [o for o in out if not o["reward_extra_info"]["bon_unscored"]]
+    assert len(scored) == len(data) - 1 and all(math.isfinite(o["reward_score"]) for o in scored)
+    assert all(o["reward_extra_info"]["bon_unscored_reason"] is None for o in scored)
 
 
 def test_client_errors_are_not_retried(tok, tok_dir, rm_score):
     data = rollout_batch(tok, n=1)
     with ScoringServer(score_fn=rm_score, fail_always=lambda text: True, fail_status=400) as srv:
         manager = make_manager(tok, tok_dir, srv.address, max_retries=5)
-        with pytest.raises(ScoringError, match=r"HTTP 400 .*not retried"):
-            score_batch(manager, data)
+        out = score_batch(manager, data)
         assert srv.state.failures <= len(data)  # one request per sample at most, no retries
+    assert len(_unscored(out)) == len(data)
+    assert all(re.search(r"HTTP 400 .*not retried", o["reward_extra_info"]["bon_unscored_reason"]) for o in out)
+
+
+def test_a_scorer_that_returns_no_number_leaves_the_sample_unscored(tmp_path, tok, tok_dir):
+    fn = tmp_path / "bad_reward.py"
+    fn.write_text("def compute_score(data_source, solution_str, ground_truth, extra_info=None):\n"
+                  "    return {'score': 'high'} if solution_str.endswith('2 1') else 1.0\n")
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    cfg = compose([f"actor_rollout_ref.model.path={tok_dir}", "reward.reward_manager.name=best_of_n",
+                   f"reward.custom_reward_function.path={fn}", "reward.custom_reward_function.name=compute_score"])
+    out = score_batch(load_reward_manager(cfg, tok), rollout_batch(tok, n=2))
+    bad = _unscored(out)
+    assert bad and all("is not a number" in o["reward_extra_info"]["bon_unscored_reason"] for o in bad)
+    assert all(o["reward_score"] == 1.0 for o in out if o not in bad)
 
 
 def test_requests_in_flight_stay_within_the_bound(tok, tok_dir, rm_score):

@@ -13,7 +13,10 @@ the router. vLLM does not run on a CPU; this module plugs the same pieces in:
   model's last logit for the text, tokenized as given (the chat template already put the special
   tokens in); ``GET /health``. Requests are scored one at a time (the CPU's cores are the
   trainer's too). With ``TEA_CPU_REWARD_LOG=FILE`` each request served is appended to FILE as a
-  JSON line (``input``, ``score``): ``tea-verl smoke --reward-model`` keeps that record.
+  JSON line (``input``, ``score``; an injected fault: ``input``, ``fault``): ``tea-verl smoke
+  --reward-model`` keeps that record. ``TEA_CPU_REWARD_FAULTS`` injects faults for drills and
+  tests (:func:`read_faults`): HTTP 503 once or always for a share of the inputs, or the server's
+  process exiting after a number of requests (a killed server).
 * :class:`HFRewardReplica`, the ``RolloutReplica`` that verl's ``RewardModelManager`` builds for
   the reward model: colocated or standalone, it starts that actor (no worker group: the model
   needs no weight sync) and reports its ``host:port`` as the address the router forwards to.
@@ -28,12 +31,43 @@ import asyncio
 import json
 import os
 import threading
+import time
 
 import ray
 import torch
 from verl.workers.rollout.replica import RolloutMode, RolloutReplica
 
 CLASSIFY = "classify"
+FAULT_KEYS = ("fail_once_share", "fail_always_share", "only_containing", "exit_after")
+
+
+def read_faults(text: str | None) -> dict:
+    """``TEA_CPU_REWARD_FAULTS``: a JSON object with any of ``fail_once_share`` (that share of the
+    distinct inputs gets HTTP 503 on its first request, then its score), ``fail_always_share`` (that
+    share gets 503 on every request), ``only_containing`` (both shares count only inputs holding
+    this text, e.g. one prompt's words) and ``exit_after`` (the server's process exits when a
+    request arrives after that many were answered). Which inputs fail is a hash of the text: every
+    run fails the same ones."""
+    if not text:
+        return {}
+    try:
+        faults = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"TEA_CPU_REWARD_FAULTS is not JSON ({exc}): expected e.g. {{\"fail_once_share\": 0.3}}") from None
+    unknown = sorted(set(faults) - set(FAULT_KEYS)) if isinstance(faults, dict) else None
+    if unknown is None or unknown:
+        raise ValueError(f"TEA_CPU_REWARD_FAULTS: expected a JSON object with keys among {FAULT_KEYS}, got {text!r}")
+    for key in ("fail_once_share", "fail_always_share"):
+        if key in faults and not 0.0 <= float(faults[key]) <= 1.0:
+            raise ValueError(f"TEA_CPU_REWARD_FAULTS: {key} must lie in [0, 1], got {faults[key]!r}")
+    return faults
+
+
+def _hash_share(text: str, salt: str) -> float:
+    import hashlib
+
+    digest = hashlib.blake2b(f"{salt}:{text}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64
 
 
 class HFRewardServer:
@@ -49,6 +83,8 @@ class HFRewardServer:
         self._runner = None
         self.requests = 0
         self._log = os.environ.get("TEA_CPU_REWARD_LOG")
+        self._faults = read_faults(os.environ.get("TEA_CPU_REWARD_FAULTS"))
+        self._failed_once: set[str] = set()
 
     async def start(self) -> str:
         """Bind the HTTP server on this node's address (a free port); returns ``host:port``."""
@@ -80,12 +116,37 @@ class HFRewardServer:
         text = body.get("input") if isinstance(body, dict) else None
         if not isinstance(text, str) or not text:
             return web.json_response({"error": "expected a JSON object with 'input', a non-empty string"}, status=400)
+        fault = self._fault(text)
+        if fault is not None:
+            self._record({"input": text, "fault": fault})
+            return web.json_response({"error": "injected fault (TEA_CPU_REWARD_FAULTS)"}, status=fault)
         score = await asyncio.get_running_loop().run_in_executor(None, self._score, text)
         self.requests += 1
+        self._record({"input": text, "score": score})
+        return web.json_response({"data": [{"index": 0, "probs": [score], "num_classes": 1}]})
+
+    def _record(self, row: dict) -> None:
         if self._log:  # TEA_CPU_REWARD_LOG: every request served, for the smoke's record and the tests
             with open(self._log, "a") as f:
-                f.write(json.dumps({"input": text, "score": score}) + "\n")
-        return web.json_response({"data": [{"index": 0, "probs": [score], "num_classes": 1}]})
+                f.write(json.dumps(row) + "\n")
+
+    def _fault(self, text: str) -> int | None:
+        """The injected fault for this request (an HTTP status), or None; exits the process when
+        ``exit_after`` requests have been answered (TEA_CPU_REWARD_FAULTS)."""
+        f = self._faults
+        if not f:
+            return None
+        if "exit_after" in f and self.requests >= int(f["exit_after"]):
+            self._record({"input": text, "fault": "exit", "t": time.time()})
+            os._exit(1)  # a killed server: no response, the connection drops
+        if f.get("only_containing") and str(f["only_containing"]) not in text:
+            return None
+        if _hash_share(text, "always") < float(f.get("fail_always_share", 0.0)):
+            return 503
+        if text not in self._failed_once and _hash_share(text, "once") < float(f.get("fail_once_share", 0.0)):
+            self._failed_once.add(text)
+            return 503
+        return None
 
     async def _health(self, request):
         from aiohttp import web

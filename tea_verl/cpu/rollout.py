@@ -12,8 +12,9 @@ its KV cache (temperature, top-k, top-p), in place of the inference engine:
   ``extra_fields["global_steps"]``. Concurrent requests are collected into one padded batch
   (same sampling parameters), so a group of n rollouts costs one batched decode. Sampling is
   reproducible: each request draws its tokens from its own random stream, seeded by the
-  rollout seed, the weight version, the prompt and the number of identical requests before it
-  under these weights. A prompt's samples therefore do not depend on how requests arrive or
+  rollout seed, the weights' version (the training step they follow, so that a run resumed from a
+  checkpoint draws what the uninterrupted run drew), the prompt and the number of identical
+  requests before it under these weights. A prompt's samples therefore do not depend on how requests arrive or
   are batched: two runs with one seed and the same weights sample the same answers. Which of a
   prompt's identical requests gets which answer still follows their arrival (verl 0.9.1 sends
   no stable per-sample id to this server), so the order of samples within a group, and with it
@@ -90,6 +91,7 @@ class HFRolloutServer:
         self._draws: dict[tuple[int, ...], int] = {}  # identical requests so far under these weights
         self.global_steps = None
         self.weight_version = 0
+        self._stream_version = 0  # the weights' version in the stream seeds: global_steps + 1 when verl says the step
         self._weight_log = os.environ.get("TEA_CPU_WEIGHT_LOG")
         self._probe = _read_probe(os.environ.get("TEA_CPU_PROBE"))
         self._instance = os.urandom(6).hex()  # tells this server's probe rows from another run's
@@ -132,7 +134,7 @@ class HFRolloutServer:
         key = tuple(prompt)
         k = self._draws.get(key, 0)
         self._draws[key] = k + 1
-        text = f"{self.seed}:{self.weight_version}:{k}:" + ",".join(map(str, prompt))
+        text = f"{self.seed}:{self._stream_version}:{k}:" + ",".join(map(str, prompt))
         return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
 
     def _ensure_loop(self):
@@ -198,6 +200,10 @@ class HFRolloutServer:
             self._draws.clear()
         if global_steps is not None:
             self.global_steps = global_steps
+        # verl syncs at start (global_steps 0) and after each step k (global_steps k), so in one run
+        # global_steps + 1 is the weight version; a run resumed from step k's checkpoint syncs first
+        # with global_steps k, and so draws the streams the uninterrupted run drew after step k
+        self._stream_version = int(global_steps) + 1 if global_steps is not None else self.weight_version
         if self._weight_log:
             self._log_weights(before, global_steps)
         if self._probe:

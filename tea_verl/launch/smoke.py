@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
                         "validation's gold with the reward function")
     p.add_argument("--steps", type=int, default=3, help="training steps, each followed by validation (default 3)")
     p.add_argument("--ranks", type=int, default=1, help="FSDP2 ranks over gloo, one rollout replica each (default 1)")
+    p.add_argument("--save-freq", type=int, default=-1,
+                   help="save verl's checkpoint every K steps and at the last (default -1: none), in OUT/checkpoints")
+    p.add_argument("--resume", action="store_true",
+                   help="resume from the latest checkpoint in OUT/checkpoints (trainer.resume_mode=auto), validating "
+                        "before the first resumed step; --steps is still the total")
     p.add_argument("--out", default="smoke_out", help="output directory (default smoke_out/)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds before the run is stopped (default 900)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, as for a recipe launch")
@@ -116,6 +121,7 @@ def smoke_overrides(out: str, assets: str, reward: tuple[str, str], steps: int, 
         "trainer.test_freq": 1,
         "trainer.val_before_train": False,
         "trainer.save_freq": -1,
+        "trainer.resume_mode": "disable",  # verl's default (auto) would pick up a checkpoint left in OUT: --resume asks
         "trainer.logger": "[console,file]",
         "trainer.project_name": "tea_verl_smoke",
         "trainer.experiment_name": "smoke",
@@ -270,8 +276,17 @@ def _num(text: str):
         return None
 
 
-def evaluate(steps: list[dict], weight_log: list[dict], n_steps: int) -> list[dict]:
-    """The smoke checks per step: each is ``{"step", "check", "ok", "detail"}``."""
+def resumed_from(out: str) -> int | None:
+    """The step of the latest checkpoint in ``OUT/checkpoints`` (verl's tracker file), or None."""
+    try:
+        with open(os.path.join(out, "checkpoints", "latest_checkpointed_iteration.txt")) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def evaluate(steps: list[dict], weight_log: list[dict], n_steps: int, first: int = 1) -> list[dict]:
+    """The smoke checks per step (``first`` .. ``n_steps``): each is ``{"step", "check", "ok", "detail"}``."""
     out = []
 
     def add(step, check, ok, detail):
@@ -279,7 +294,7 @@ def evaluate(steps: list[dict], weight_log: list[dict], n_steps: int) -> list[di
 
     by_step = {int(r["step"]): r["data"] for r in steps}
     syncs = sorted(weight_log, key=lambda r: r["weight_version"])
-    for k in range(1, n_steps + 1):
+    for k in range(first, n_steps + 1):
         d = by_step.get(k)
         if d is None:
             add(k, "logged", False, "verl logged no metrics for this step")
@@ -339,8 +354,19 @@ def _smoke(args, ray_tmp: str) -> int:
         raise SmokeError(f"--steps must be >= 1, got {args.steps}")
     if args.ranks < 1:
         raise SmokeError(f"--ranks must be >= 1, got {args.ranks}")
+    if args.save_freq == 0 or args.save_freq < -1:
+        raise SmokeError(f"--save-freq must be a number of steps >= 1 (or -1: no checkpoints), got {args.save_freq}")
     started = time.time()
     out = os.path.abspath(args.out)
+    first = 1
+    if args.resume:
+        done = resumed_from(out)
+        if done is None:
+            raise SmokeError(f"--resume: {os.path.join(out, 'checkpoints')} holds no checkpoint; run with --save-freq first")
+        if done >= args.steps:
+            raise SmokeError(f"--resume: the checkpoint is of step {done}, and --steps {args.steps} is no further; raise --steps")
+        first = done + 1
+        print(f"[smoke] resuming after step {done} from {os.path.join(out, 'checkpoints')}", flush=True)
     reward = parse_reward_fn(args.reward_fn) if args.reward_fn else DEFAULT_REWARD
     config_dir, config_name = _config_location(args)
     cfg, hydra_overrides, replaced, m = _compose_checked(args, out, reward, config_dir, config_name, ray_tmp)
@@ -349,7 +375,7 @@ def _smoke(args, ray_tmp: str) -> int:
 
     steps = read_jsonl(metrics_path)
     weight_log = read_jsonl(weight_path)
-    checks = evaluate(steps, weight_log, args.steps) if rc == 0 else []
+    checks = evaluate(steps, weight_log, args.steps, first) if rc == 0 else []
     result = {
         "ok": rc == 0 and bool(checks) and all(c["ok"] for c in checks),
         "returncode": rc,
@@ -383,6 +409,10 @@ def _compose_checked(args, out: str, reward: tuple[str, str], config_dir: str, c
     if args.reward_model:
         overrides.update(reward_model_overrides(assets, reward))
         overrides["ray_kwargs.ray_init.num_gpus"] = args.ranks + 1  # one logical GPU for the reward model's pool
+    if args.save_freq > 0:
+        overrides["trainer.save_freq"] = args.save_freq
+    if args.resume:
+        overrides.update({"trainer.resume_mode": "auto", "trainer.val_before_train": True})
     replaced = _replaced(user_cfg, overrides)
     hydra_overrides = list(args.overrides) + [f"++{k}={hydra_value(v)}" for k, v in overrides.items()]
     cfg = compose_or_fail(config_dir, config_name, hydra_overrides)

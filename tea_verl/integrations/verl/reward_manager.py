@@ -10,7 +10,8 @@ Per sample it returns verl's ``reward_score`` (the proxy reward) and, in ``rewar
 * ``bon_gold_score``: the gold score from a second scorer, or ``None`` when the prompt does not
   carry what that scorer needs (a verifier without ``ground_truth``) or no gold is configured;
 * ``bon_response_length``: valid response tokens;
-* ``bon_data_source``: the sample's data source (verl's validation dump does not keep it).
+* ``bon_data_source``: the sample's data source (verl's validation dump does not keep it);
+* ``bon_unscored`` and ``bon_unscored_reason``: whether the sample could not be scored, and why.
 
 The reward function's ``extra_info`` gains ``response_length`` (valid response tokens) and
 ``response_ended`` (the answer closed with the tokenizer's end token rather than being cut at
@@ -19,8 +20,13 @@ The reward function's ``extra_info`` gains ``response_length`` (valid response t
 Throughput and failures. verl's reward-loop worker starts one task per sample at once; this
 manager bounds the requests in flight per worker (``max_concurrency``), reuses one HTTP
 connection pool, and retries transient failures (connection errors, timeouts, HTTP 429 and 5xx)
-with exponential backoff and jitter. A sample that still cannot be scored raises
-:class:`ScoringError` naming its uid and dataset index: nothing is silently scored 0.
+with exponential backoff and jitter. A sample that still cannot be scored (retries spent, a
+permanent HTTP error, a scorer that raises or returns no number) is *unscored*: its reward is NaN,
+``bon_unscored`` is true and ``bon_unscored_reason`` names the sample (uid, dataset index) and the
+error; nothing is silently scored 0. The trainer applies the policy (:mod:`.validation`): a
+validation leaves unscored samples out of best-of-k and stops above
+``reward.best_of_n.max_unscored_share``; a training step stops at the first. Either stop saves a
+checkpoint first and raises :class:`ScoringError`.
 
 verl 0.9.1 routing: with ``reward.reward_model.enable=True`` verl's ``RewardLoopWorker`` calls a
 reward manager only when ``reward.custom_reward_function.path`` is set (otherwise it queries the
@@ -35,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import random
 
 from verl import DataProto
@@ -43,6 +50,8 @@ from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from tea_verl.config import BestOfNConfig, ConfigError
 
 logger = logging.getLogger("tea_verl")
+
+UNSCORED_LOGGED = 10  # unscored samples logged one by one per manager; the rest are counted
 
 __all__ = ["BestOfNRewardManager", "ScoringError", "register"]
 
@@ -240,16 +249,40 @@ class BestOfNRewardManager(RewardManagerBase):
         c["response_str"] = self.tokenizer.decode(c["valid_ids"], skip_special_tokens=True) if needs_text else None
         c["fn_kwargs"] = dict(data_source=c["data_source"], solution_str=c["response_str"], ground_truth=c["ground_truth"],
                               extra_info=c["extra_info"])
-        proxy, result_extra = await self._proxy(c)
-        gold = await self._gold(c)
+        try:
+            proxy, result_extra = await self._proxy(c)
+            gold = await self._gold(c)
+        except ScoringError as exc:
+            return self._unscored(c, exc)
         info = {
             **result_extra,
             "bon_selection_score": proxy,
             "bon_gold_score": gold,
             "bon_response_length": c["valid_len"],
             "bon_data_source": str(c["data_source"]),
+            "bon_unscored": False,
+            "bon_unscored_reason": None,
         }
         return {"reward_score": proxy, "reward_extra_info": info}
+
+    def _unscored(self, c: dict, exc: ScoringError) -> dict:
+        """A sample whose proxy or gold scorer still failed after the retries (or raised): its reward
+        is NaN and ``bon_unscored`` names why. The trainer (:mod:`.validation`) counts these, leaves them
+        out of the best-of-k estimates and stops per ``reward.best_of_n.max_unscored_share``; nothing
+        downstream may read the NaN as a score."""
+        self.stats["unscored"] = self.stats.get("unscored", 0) + 1
+        if self.stats["unscored"] <= UNSCORED_LOGGED:
+            more = "; further unscored samples are counted, not logged" if self.stats["unscored"] == UNSCORED_LOGGED else ""
+            logger.warning("best_of_n: %s: the sample is left unscored%s", exc, more)
+        info = {
+            "bon_selection_score": math.nan,
+            "bon_gold_score": None,
+            "bon_response_length": c["valid_len"],
+            "bon_data_source": str(c["data_source"]),
+            "bon_unscored": True,
+            "bon_unscored_reason": str(exc),
+        }
+        return {"reward_score": math.nan, "reward_extra_info": info}
 
     def _context(self, data: DataProto) -> dict:
         """What scoring one sample needs: its response tokens and length, its dataset fields, the
@@ -337,7 +370,10 @@ class BestOfNRewardManager(RewardManagerBase):
                     return await self._call_function(self.gold_fn, inspect.iscoroutinefunction(self.gold_fn), **fn_kwargs)
 
             g = await self._with_retries("the gold verifier", sample, call_gold)
-            gold = float(g["score"] if isinstance(g, dict) else g)
+            try:
+                gold = float(g["score"] if isinstance(g, dict) else g)
+            except (KeyError, TypeError, ValueError):
+                raise ScoringError(f"best_of_n could not score {sample}: the gold verifier returned {g!r}, not a number") from None
         elif s.gold == "endpoint" and "raw_prompt" in nt:
             payload = {"model": s.gold_model, "input": self._chat_input(nt, c["response_str"], self.gold_tokenizer), "use_activation": False}
             gold = await self._with_retries("the gold endpoint", sample, lambda: self._post_classify(s.gold_endpoint, payload, "vllm"))

@@ -9,6 +9,9 @@ tensorboard, ...). This module adds the best-of-N metrics there without copying 
   (``trainer.v1.trainer_mode``) and extends ``_val_metrics_update``: verl's metrics, plus
   :func:`bon_validation_metrics`; and ``_compute_advantage``: verl's step metrics, plus the
   estimator's ``tea/*`` diagnostics (:func:`.advantage.step_metrics`).
+* both apply the scoring-fault policy of :mod:`.faults`: unscored validation samples are counted
+  and left out (the run stops above ``reward.best_of_n.max_unscored_share``), an unscored training
+  sample stops the run; either stop saves a checkpoint first.
 * :class:`TeaTaskRunner` is verl's ``TaskRunnerV1`` whose ``run`` builds that subclass instead;
   ``python -m tea_verl.main_ppo`` passes it to verl's public ``run_ppo(config, task_runner_class)``.
 
@@ -31,6 +34,7 @@ import logging
 import math
 
 from tea_verl.config import BestOfNConfig
+from tea_verl.integrations.verl import faults
 from tea_verl.metrics.curves import log2_ks
 from tea_verl.metrics.report import analyse
 from tea_verl.metrics.samples import ReportError, samples_from_verl
@@ -104,12 +108,30 @@ def with_bon_validation(trainer_cls: type) -> type:
         _tea_bon_validation = True
 
         def _val_metrics_update(self, data_sources, sample_uids, reward_extra_infos_dict, sample_turns, **kwargs):
-            metrics = super()._val_metrics_update(data_sources, sample_uids, reward_extra_infos_dict, sample_turns, **kwargs)
             settings = BestOfNConfig.from_config(getattr(self, "config", None))
+            (data_sources, sample_uids, reward_extra_infos_dict, sample_turns, expected, unscored, share,
+             reasons) = faults.split_unscored(data_sources, sample_uids, reward_extra_infos_dict, sample_turns,
+                                              kwargs.get("expected_acc_counts"))
+            if share > settings.max_unscored_share:
+                faults.stop(self, step=int(self.global_steps), reasons=reasons,
+                            what=f"{share:.1%} of the validation's samples could not be scored (more than "
+                                 f"reward.best_of_n.max_unscored_share = {settings.max_unscored_share:g})",
+                            fix="Check the scorer, or raise reward.best_of_n.max_unscored_share, max_retries or timeout_s.")
+            if "expected_acc_counts" in kwargs:
+                kwargs["expected_acc_counts"] = expected
+            metrics = super()._val_metrics_update(data_sources, sample_uids, reward_extra_infos_dict, sample_turns, **kwargs)
+            metrics.update(unscored)
             metrics.update(bon_validation_metrics(data_sources, sample_uids, reward_extra_infos_dict, settings))
             return metrics
 
         def _compute_advantage(self, batch, metrics):
+            count, total, reasons = faults.training_unscored(batch)
+            if count:
+                step = int(self.global_steps)
+                faults.stop(self, step=step - 1, reasons=reasons,
+                            what=f"step {step}: {count} of {total} training samples could not be scored; a sample "
+                                 "without a reward has no credit, so the step is not taken",
+                            fix="Check the scorer (reward.best_of_n.max_retries and timeout_s bound the wait).")
             out = super()._compute_advantage(batch, metrics=metrics)
             from tea_verl.integrations.verl.advantage import ESTIMATOR_FUNCTIONS, step_metrics
 
