@@ -356,6 +356,13 @@ def _smoke(args, ray_tmp: str) -> int:
         raise SmokeError(f"--ranks must be >= 1, got {args.ranks}")
     if args.save_freq == 0 or args.save_freq < -1:
         raise SmokeError(f"--save-freq must be a number of steps >= 1 (or -1: no checkpoints), got {args.save_freq}")
+    if args.reward_model:  # a drill's fault injection, checked before Ray starts
+        from tea_verl.cpu.reward_server import read_faults
+
+        try:
+            read_faults(os.environ.get("TEA_CPU_REWARD_FAULTS"))
+        except ValueError as exc:
+            raise SmokeError(str(exc)) from None
     started = time.time()
     out = os.path.abspath(args.out)
     first = 1
