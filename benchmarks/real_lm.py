@@ -402,29 +402,35 @@ def plot(runs: list[dict], s: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(16, 4.4))
+    fig, (a1, a0, a2, a3) = plt.subplots(1, 4, figsize=(20, 4.4))
+    started = False
     for i, e in enumerate(s["estimators"]):
         rs = [r for r in runs if r["estimator"] == e]
         if not rs:
             continue
         c = f"C{i}"
-        end = np.mean([r["val"][max(r["val"], key=int)]["best"] for r in rs], 0)
-        a1.plot(np.arange(1, end.size + 1), end, color=c, label=f"{e} (end)")
-        if i == 0:
-            start = np.mean([r["val"][min(r["val"], key=int)]["best"] for r in rs], 0)
-            a1.plot(np.arange(1, start.size + 1), start, color="k", ls="--", label="start")
+        for ax, key in ((a1, "best"), (a0, "gold")):  # the proxy's best-of-k, and the gold of its choice
+            if any(r["val"][max(r["val"], key=int)].get(key) is None for r in rs):
+                continue
+            end = np.mean([r["val"][max(r["val"], key=int)][key] for r in rs], 0)
+            ax.plot(np.arange(1, end.size + 1), end, color=c, label=f"{e} (end)")
+            if not started:
+                start = np.mean([r["val"][min(r["val"], key=int)][key] for r in rs], 0)
+                ax.plot(np.arange(1, start.size + 1), start, color="k", ls="--", label="start")
+        started = True
         steps = sorted({t["step"] for r in rs for t in r["train"]})
         for ax, key in ((a2, "response_length/mean"), (a3, "response_length/clip_ratio")):
             ys = [np.mean([t[key] for r in rs for t in r["train"] if t["step"] == st and key in t] or [np.nan]) for st in steps]
             ax.plot(steps, ys, color=c, marker="o", label=e)
-    a1.set_xscale("log")
-    a1.set_xlabel("k")
-    a1.set_ylabel(f"exact best-of-k of {s['proxy']} (held-out topics)")
+    for ax, what in ((a1, f"exact best-of-k of {s['proxy']}"), (a0, f"{s['gold']} of {s['proxy']}'s best of k")):
+        ax.set_xscale("log")
+        ax.set_xlabel("k")
+        ax.set_ylabel(f"{what} (held-out topics)")
     a2.set_xlabel("step")
     a2.set_ylabel("mean answer length (tokens)")
     a3.set_xlabel("step")
     a3.set_ylabel("share cut at max_response_length")
-    for ax in (a1, a2, a3):
+    for ax in (a1, a0, a2, a3):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"SmolLM2-135M-Instruct through verl on the CPU: m = {s['m']}, N = {s['N']}, proxy {s['proxy']}, "
