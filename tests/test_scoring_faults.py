@@ -170,3 +170,18 @@ def test_a_killed_reward_server_stops_the_run_with_a_clear_error_and_no_process_
     # retries through verl's router (3 tries, 2 s and 4 s apart) x 4, the checkpoint and Ray's shutdown
     assert ended - died[0] < 180, f"{ended - died[0]:.0f} s from the server's death to the run's end"
     assert not left, f"processes left: {sorted(left)}"
+
+
+def test_a_validation_dump_with_unscored_samples_reads_without_them(tmp_path):
+    from tea_verl.metrics.samples import ReportError, read_jsonl_rows, samples_from_rows
+
+    rows = [{"uid": "p", "score": 1.0, "bon_unscored": False}, {"uid": "p", "score": NAN, "bon_unscored": True},
+            {"uid": "p", "score": 2.0, "bon_unscored": False}]
+    path = tmp_path / "0.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")  # verl's dump writes NaN as JSON's NaN
+    samples = samples_from_rows(read_jsonl_rows(str(path)), "dump")
+    assert list(samples.selection) == [1.0, 2.0] and samples.unscored == 1
+    with pytest.raises(ReportError, match="no scored samples"):
+        samples_from_rows([("x", rows[1])], "dump")
+    with pytest.raises(ReportError, match="every score must be finite"):  # NaN without the mark is still an error
+        samples_from_rows([("x", {"uid": "p", "score": NAN})], "dump")

@@ -59,6 +59,7 @@ class Samples:
     gold: list[float | None]
     origin: str = ""
     dropped_duplicates: int = 0  # verl multi-output sessions: outputs that repeat a session score
+    unscored: int = 0  # samples the best_of_n manager could not score (``bon_unscored``), left out
 
     def __len__(self) -> int:
         return len(self.uid)
@@ -92,10 +93,13 @@ def _from_rows(rows: list[tuple[str, dict]], origin: str, verl_dump: bool) -> Sa
         raise ReportError(f"{origin}: no samples")
     ds, uids, sel, gold = [], [], [], []
     session_of: dict[tuple[str, str], tuple[int, int]] = {}  # (uid, session) -> (index, row position)
-    dropped = 0
+    dropped = unscored = 0
     for where, row in rows:
         if not isinstance(row, dict):
             raise ReportError(f"{where}: expected an object with fields uid and score, got {type(row).__name__}")
+        if row.get("bon_unscored") is True:  # left out, as the trainer's validation metrics leave it out
+            unscored += 1
+            continue
         if "uid" not in row or row["uid"] is None:
             raise ReportError(f"{where}: missing field 'uid' (the prompt id that groups a prompt's samples)")
         sel_name = _pick(row, SELECTION_FIELDS)
@@ -127,7 +131,10 @@ def _from_rows(rows: list[tuple[str, dict]], origin: str, verl_dump: bool) -> Sa
         uids.append(uid)
         sel.append(s)
         gold.append(g)
-    return Samples(ds, uids, np.asarray(sel, dtype=np.float64), gold, origin=origin, dropped_duplicates=dropped)
+    if not uids:
+        raise ReportError(f"{origin}: no scored samples ({unscored} unscored)")
+    return Samples(ds, uids, np.asarray(sel, dtype=np.float64), gold, origin=origin, dropped_duplicates=dropped,
+                   unscored=unscored)
 
 
 def read_jsonl_rows(path: str) -> list[tuple[str, dict]]:
