@@ -276,15 +276,6 @@ def _num(text: str):
         return None
 
 
-def resumed_from(out: str) -> int | None:
-    """The step of the latest checkpoint in ``OUT/checkpoints`` (verl's tracker file), or None."""
-    try:
-        with open(os.path.join(out, "checkpoints", "latest_checkpointed_iteration.txt")) as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
 def evaluate(steps: list[dict], weight_log: list[dict], n_steps: int, first: int = 1) -> list[dict]:
     """The smoke checks per step (``first`` .. ``n_steps``): each is ``{"step", "check", "ok", "detail"}``."""
     out = []
@@ -367,7 +358,9 @@ def _smoke(args, ray_tmp: str) -> int:
     out = os.path.abspath(args.out)
     first = 1
     if args.resume:
-        done = resumed_from(out)
+        from tea_verl.integrations.verl.faults import latest_checkpoint
+
+        done = latest_checkpoint(os.path.join(out, "checkpoints"))
         if done is None:
             raise SmokeError(f"--resume: {os.path.join(out, 'checkpoints')} holds no checkpoint; run with --save-freq first")
         if done >= args.steps:

@@ -28,7 +28,7 @@ from tea_verl.integrations.verl.reward_manager import ScoringError
 
 logger = logging.getLogger("tea_verl")
 
-__all__ = ["UNSCORED", "split_unscored", "stop", "training_unscored"]
+__all__ = ["UNSCORED", "latest_checkpoint", "split_unscored", "stop", "training_unscored"]
 
 UNSCORED = "bon_unscored"
 REASON = "bon_unscored_reason"
@@ -96,10 +96,12 @@ def training_unscored(batch) -> tuple[int, int, list[str]]:
     return count, int(bad.numel()), reasons
 
 
-def _latest_checkpoint(trainer) -> int | None:
-    path = os.path.join(str(trainer.config.trainer.default_local_dir), "latest_checkpointed_iteration.txt")
+def latest_checkpoint(directory: str) -> int | None:
+    """The step of the latest checkpoint verl recorded in ``directory`` (its tracker file), or None."""
+    from verl.utils.checkpoint.checkpoint_manager import get_checkpoint_tracker_filename
+
     try:
-        with open(path) as f:
+        with open(get_checkpoint_tracker_filename(directory)) as f:
             return int(f.read().strip())
     except (OSError, ValueError):
         return None
@@ -111,7 +113,7 @@ def save_before_stop(trainer, step: int) -> str:
     if step <= 0:
         return "no checkpoint saved: no step had finished (a rerun starts from the beginning)"
     where = os.path.join(str(trainer.config.trainer.default_local_dir), f"global_step_{step}")
-    if _latest_checkpoint(trainer) != step:
+    if latest_checkpoint(str(trainer.config.trainer.default_local_dir)) != step:
         held = trainer.global_steps
         trainer.global_steps = step
         try:

@@ -145,7 +145,7 @@ class BestOfNRewardManager(RewardManagerBase):
         self._admit: asyncio.Semaphore | None = None
         self._session = None
         self._session_loop = None
-        self.stats = {"requests": 0, "retries": 0}
+        self.stats = {"requests": 0, "retries": 0, "unscored": 0}
         self._warned_bare = False
 
     # ------------------------------------------------------------------------------------------
@@ -254,35 +254,30 @@ class BestOfNRewardManager(RewardManagerBase):
             gold = await self._gold(c)
         except ScoringError as exc:
             return self._unscored(c, exc)
-        info = {
-            **result_extra,
-            "bon_selection_score": proxy,
+        return {"reward_score": proxy, "reward_extra_info": {**result_extra, **self._info(c, proxy, gold)}}
+
+    @staticmethod
+    def _info(c: dict, selection: float, gold: float | None, unscored: str | None = None) -> dict:
+        """The ``bon_*`` keys of one sample's ``reward_extra_info``; ``unscored``: why it is unscored."""
+        return {
+            "bon_selection_score": selection,
             "bon_gold_score": gold,
             "bon_response_length": c["valid_len"],
             "bon_data_source": str(c["data_source"]),
-            "bon_unscored": False,
-            "bon_unscored_reason": None,
+            "bon_unscored": unscored is not None,
+            "bon_unscored_reason": unscored,
         }
-        return {"reward_score": proxy, "reward_extra_info": info}
 
     def _unscored(self, c: dict, exc: ScoringError) -> dict:
         """A sample whose proxy or gold scorer still failed after the retries (or raised): its reward
         is NaN and ``bon_unscored`` names why. The trainer (:mod:`.validation`) counts these, leaves them
         out of the best-of-k estimates and stops per ``reward.best_of_n.max_unscored_share``; nothing
         downstream may read the NaN as a score."""
-        self.stats["unscored"] = self.stats.get("unscored", 0) + 1
+        self.stats["unscored"] += 1
         if self.stats["unscored"] <= UNSCORED_LOGGED:
             more = "; further unscored samples are counted, not logged" if self.stats["unscored"] == UNSCORED_LOGGED else ""
             logger.warning("best_of_n: %s: the sample is left unscored%s", exc, more)
-        info = {
-            "bon_selection_score": math.nan,
-            "bon_gold_score": None,
-            "bon_response_length": c["valid_len"],
-            "bon_data_source": str(c["data_source"]),
-            "bon_unscored": True,
-            "bon_unscored_reason": str(exc),
-        }
-        return {"reward_score": math.nan, "reward_extra_info": info}
+        return {"reward_score": math.nan, "reward_extra_info": self._info(c, math.nan, None, unscored=str(exc))}
 
     def _context(self, data: DataProto) -> dict:
         """What scoring one sample needs: its response tokens and length, its dataset fields, the
